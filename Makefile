@@ -1,0 +1,33 @@
+# `make quickstart` and `make test` set up a virtual environment in .venv if there is none.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+RUN_DIR ?= runs/quickstart
+
+.PHONY: quickstart test test-slow lint setup bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/keras-nmt quickstart --run-dir $(RUN_DIR)
+
+test: $(STAMP)
+	$(BIN)/ruff check keras_nmt tests
+	$(BIN)/python -m pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check keras_nmt tests
+	$(BIN)/ruff format --check keras_nmt tests
+
+clean:
+	rm -rf runs build *.egg-info .pytest_cache

@@ -1,0 +1,53 @@
+"""Training callbacks of our own (Keras's built-in ones are set up in `training`)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import keras
+
+
+class TokenThroughput(keras.callbacks.Callback):
+    """Measures non-PAD target tokens per second, timing each training step.
+
+    The wall time of a whole `fit` call is unreliable (it can stall seconds after the last
+    batch), so each step is timed from `on_train_batch_begin` to `on_train_batch_end`, and
+    the tokens of the step are read from a token-counting metric's accumulator. At the end of
+    each epoch `logs["target_tokens_per_second"]` gets the median over the epoch's steps after
+    `warmup` steps (all steps if there are fewer).
+
+    Args:
+        token_count: a callable returning the metric's running non-PAD token count.
+        warmup: steps per epoch to leave out of the median (tracing, caches).
+    """
+
+    def __init__(self, token_count, warmup: int = 5):
+        super().__init__()
+        self.token_count = token_count
+        self.warmup = warmup
+        self.rates: list[float] = []
+        self._start = 0.0
+        self._tokens = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates = []
+        self._tokens = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        elapsed = time.perf_counter() - self._start
+        total = float(self.token_count())
+        step_tokens, self._tokens = total - self._tokens, total
+        if elapsed > 0:
+            self.rates.append(step_tokens / elapsed)
+
+    def median(self) -> float:
+        rates = self.rates[self.warmup :] or self.rates
+        return statistics.median(rates) if rates else 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["target_tokens_per_second"] = self.median()

@@ -1,0 +1,117 @@
+"""The `keras-nmt` command: each subcommand is a thin layer over one library function.
+
+    keras-nmt train --config FILE --run-dir DIR [--set section.key=value ...]
+    keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
+    keras-nmt evaluate --model PATH --src FILE --ref FILE
+    keras-nmt quickstart [--run-dir DIR] [--set section.key=value ...]
+
+Errors a user can cause print one line (`keras-nmt: error: ...`) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+import keras_nmt  # noqa: F401  (sets the Keras backend before anything imports Keras)
+from keras_nmt.errors import UserError
+
+
+def _train(args) -> None:
+    from keras_nmt.config import Config
+    from keras_nmt.training import train
+
+    train(Config.from_yaml(args.config, args.set), args.run_dir)
+
+
+def _translate(args) -> None:
+    from keras_nmt.translator import Translator
+
+    translator = Translator.load(args.model)
+    with _open(args.input, "r") as source:
+        sentences = [line.rstrip("\r\n") for line in source]
+    translations = translator.translate(
+        sentences, batch_size=args.batch_size, progress=args.input is not None
+    )
+    with _open(args.output, "w") as target:
+        for translation in translations:
+            target.write(translation + "\n")
+
+
+def _evaluate(args) -> None:
+    from keras_nmt.evaluation import evaluate
+    from keras_nmt.translator import Translator
+
+    print(evaluate(Translator.load(args.model), args.src, args.ref))
+
+
+def _quickstart(args) -> None:
+    from keras_nmt.quickstart import quickstart
+
+    quickstart(args.run_dir, args.set)
+
+
+@contextlib.contextmanager
+def _open(path: str | None, mode: str):
+    """A UTF-8 text file, or stdin/stdout when `path` is None."""
+    if path is None:
+        yield sys.stdin if mode == "r" else sys.stdout
+        return
+    try:
+        handle = open(path, mode, encoding="utf-8", errors="replace" if mode == "r" else "strict")
+    except OSError as error:
+        raise UserError(f"cannot open {path}: {error.strerror}") from None
+    with handle:
+        yield handle
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="keras-nmt", description="Attention NMT on Keras 3.")
+    main.add_argument("--version", action="version", version=keras_nmt.__version__)
+    commands = main.add_subparsers(dest="command", required=True)
+    overrides = dict(
+        action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
+    )
+
+    train = commands.add_parser("train", help="train (or resume training) a model")
+    train.add_argument("--config", required=True, help="YAML config file")
+    train.add_argument("--run-dir", required=True, help="where the model and its state go")
+    train.add_argument("--set", **overrides)
+    train.set_defaults(run=_train)
+
+    translate = commands.add_parser("translate", help="translate lines of text")
+    translate.add_argument("--model", required=True, help="a run directory")
+    translate.add_argument("--input", help="source file (default: stdin)")
+    translate.add_argument("--output", help="output file (default: stdout)")
+    translate.add_argument("--batch-size", type=int, help="sentences per batch")
+    translate.set_defaults(run=_translate)
+
+    evaluate = commands.add_parser("evaluate", help="sacreBLEU BLEU and chrF of a model")
+    evaluate.add_argument("--model", required=True, help="a run directory")
+    evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
+    evaluate.add_argument("--ref", required=True, help="reference file (plain or .gz)")
+    evaluate.set_defaults(run=_evaluate)
+
+    quickstart = commands.add_parser("quickstart", help="train and evaluate on the embedded corpus")
+    quickstart.add_argument("--run-dir", default="runs/quickstart")
+    quickstart.add_argument("--set", **overrides)
+    quickstart.set_defaults(run=_quickstart)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.run(args)
+    except UserError as error:
+        print(f"keras-nmt: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-nmt: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

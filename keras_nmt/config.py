@@ -1,0 +1,286 @@
+"""The one validated configuration object.
+
+A config has five sections, `data`, `model`, `train`, `decode` and `export`, each a frozen
+dataclass whose fields hold the defaults. `Config.from_yaml(path, overrides)` reads a YAML
+file, applies `section.key=value` overrides (values parsed as YAML scalars), checks every
+key and value, and raises `ConfigError` naming the key, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import typing
+from types import UnionType
+from typing import Any
+
+import yaml
+
+from keras_nmt.errors import ConfigError
+
+
+def _choice(*values: str) -> dict:
+    return {"choices": values}
+
+
+def _range(low: float | None = None, high: float | None = None, *, open_low=False) -> dict:
+    return {"low": low, "high": high, "open_low": open_low}
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the corpus is and how it is tokenized and filtered.
+
+    `train`, `valid` and `test` are file prefixes inside `dir`: a prefix `train` names
+    `dir/train.<source_lang>` and `dir/train.<target_lang>` (each plain or `.gz`), or else
+    one TSV file `dir/train.tsv` (or `.tsv.gz`) with `source<TAB>target` lines.
+    """
+
+    dir: str = "../shared/data/multi30k"
+    source_lang: str = "en"
+    target_lang: str = "de"
+    train: str = "train"
+    valid: str | None = "val"
+    test: str | None = "test_2017_mscoco"
+    source_vocab_size: int = dataclasses.field(default=8000, metadata=_range(8))
+    target_vocab_size: int = dataclasses.field(default=8000, metadata=_range(8))
+    shared_vocab: bool = False
+    sentencepiece_model_type: str = dataclasses.field(
+        default="unigram", metadata=_choice("unigram", "bpe")
+    )
+    sentencepiece_max_sentences: int = dataclasses.field(default=1_000_000, metadata=_range(1))
+    max_source_length: int = dataclasses.field(default=100, metadata=_range(1))
+    max_target_length: int = dataclasses.field(default=100, metadata=_range(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The attention encoder-decoder's architecture."""
+
+    rnn_type: str = dataclasses.field(default="lstm", metadata=_choice("lstm", "gru"))
+    embedding_dim: int = dataclasses.field(default=256, metadata=_range(1))
+    encoder_layers: int = dataclasses.field(default=1, metadata=_range(1))
+    encoder_units: int = dataclasses.field(default=256, metadata=_range(1))
+    bidirectional: bool = True
+    decoder_layers: int = dataclasses.field(default=1, metadata=_range(1))
+    decoder_units: int = dataclasses.field(default=256, metadata=_range(1))
+    attention: str = dataclasses.field(
+        default="general", metadata=_choice("bahdanau", "dot", "general", "concat")
+    )
+    attention_units: int | None = dataclasses.field(default=None, metadata=_range(1))
+    input_feeding: bool = True
+    bridge: str = dataclasses.field(default="project", metadata=_choice("project", "sum", "zeros"))
+    dropout: float = dataclasses.field(default=0.2, metadata=_range(0.0, 0.99))
+    tie_embeddings: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, batching and checkpointing."""
+
+    seed: int = 1234
+    epochs: int = dataclasses.field(default=10, metadata=_range(1))
+    steps_per_epoch: int | None = dataclasses.field(default=None, metadata=_range(1))
+    batch_size: int = dataclasses.field(default=64, metadata=_range(1))
+    batch_type: str = dataclasses.field(
+        default="sentences", metadata=_choice("sentences", "tokens")
+    )
+    bucket_width: int = dataclasses.field(default=5, metadata=_range(1))
+    shuffle_buffer: int = dataclasses.field(default=50_000, metadata=_range(1))
+    learning_rate: float = dataclasses.field(default=1e-3, metadata=_range(0.0, open_low=True))
+    clip_norm: float | None = dataclasses.field(default=5.0, metadata=_range(0.0, open_low=True))
+    label_smoothing: float = dataclasses.field(default=0.0, metadata=_range(0.0, 0.99))
+    early_stopping_patience: int | None = dataclasses.field(default=3, metadata=_range(1))
+    backup_every_steps: int = dataclasses.field(default=200, metadata=_range(1))
+    tensorboard: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    """Inference settings used by `translate` and `evaluate`."""
+
+    batch_size: int = dataclasses.field(default=64, metadata=_range(1))
+    max_length_ratio: float = dataclasses.field(default=2.0, metadata=_range(0.0, open_low=True))
+    max_length_offset: int = dataclasses.field(default=10, metadata=_range(0))
+    max_length: int = dataclasses.field(default=250, metadata=_range(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What the translation graph accepts at its door (used in process and by exports)."""
+
+    max_input_tokens: int = dataclasses.field(default=250, metadata=_range(1))
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "decode": DecodeConfig,
+    "export": ExportConfig,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The whole configuration: one instance of each section."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        _check_model(self.model, self.data)
+
+    @classmethod
+    def from_dict(cls, raw: Any, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+        """Builds a validated config from nested dicts plus `section.key=value` overrides."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config: expected a mapping of sections, got {type(raw).__name__}")
+        merged = {name: dict(raw.get(name) or {}) for name in _SECTIONS}
+        for name in raw:
+            if name not in _SECTIONS:
+                raise ConfigError(
+                    f"config: unknown section {name!r}; expected one of {sorted(_SECTIONS)}"
+                )
+            if raw[name] is not None and not isinstance(raw[name], dict):
+                raise ConfigError(
+                    f"{name}: expected a mapping of keys, got {type(raw[name]).__name__}"
+                )
+        for override in overrides:
+            section, key, value = _parse_override(override)
+            merged[section][key] = value
+        sections = {name: _build_section(name, _SECTIONS[name], merged[name]) for name in _SECTIONS}
+        return cls(**sections)
+
+    @classmethod
+    def from_yaml(cls, path: str | pathlib.Path, overrides=()) -> Config:
+        """Reads a YAML file (see `from_dict`)."""
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        return cls.from_dict(raw, overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | pathlib.Path) -> None:
+        pathlib.Path(path).write_text(
+            yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+
+    def replace(self, overrides: list[str] | tuple[str, ...]) -> Config:
+        """A copy with `section.key=value` overrides applied (and validated)."""
+        return Config.from_dict(self.to_dict(), overrides)
+
+
+def _parse_override(override: str) -> tuple[str, str, Any]:
+    name, sep, text = override.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(f"override {override!r}: expected section.key=value")
+    if section not in _SECTIONS:
+        raise ConfigError(
+            f"override {override!r}: unknown section {section!r}; expected one of "
+            f"{sorted(_SECTIONS)}"
+        )
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return section, key, value
+
+
+def _build_section(name: str, section_cls: type, values: dict):
+    fields = {field.name: field for field in dataclasses.fields(section_cls)}
+    hints = typing.get_type_hints(section_cls)
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"{name}.{key}: unknown key; expected one of {sorted(fields)}")
+    checked = {}
+    for key, value in values.items():
+        checked[key] = _check_value(f"{name}.{key}", value, hints[key], fields[key].metadata)
+    return section_cls(**checked)
+
+
+def _check_value(key: str, value: Any, hint: Any, meta: dict) -> Any:
+    allowed = (
+        typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
+    )
+    optional = type(None) in allowed
+    base = next(t for t in allowed if t is not type(None))
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: expected {base.__name__}, got nothing (null)")
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif base is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        value = str(value)
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: expected one of {list(meta['choices'])}, got {value!r}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value < low or (meta.get("open_low") and value == low)):
+        relation = ">" if meta.get("open_low") else ">="
+        raise ConfigError(f"{key}: expected a value {relation} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key}: expected a value <= {high}, got {value!r}")
+    return value
+
+
+def _check_model(model: ModelConfig, data: DataConfig) -> None:
+    """Cross-field checks that no single value can make."""
+    if model.bidirectional and model.encoder_units % 2:
+        raise ConfigError(
+            "model.encoder_units: a bidirectional encoder splits its units between two "
+            f"directions, so expected an even number, got {model.encoder_units}"
+        )
+    direction_units = model.encoder_units // (2 if model.bidirectional else 1)
+    if model.bridge == "sum":
+        if model.encoder_layers != model.decoder_layers:
+            raise ConfigError(
+                "model.bridge: 'sum' maps encoder layer i to decoder layer i, so expected "
+                f"encoder_layers == decoder_layers, got {model.encoder_layers} and "
+                f"{model.decoder_layers}"
+            )
+        if direction_units != model.decoder_units:
+            raise ConfigError(
+                "model.bridge: 'sum' adds each direction's final state, so expected "
+                f"decoder_units == {direction_units} (encoder units per direction), got "
+                f"{model.decoder_units}"
+            )
+    if model.attention == "dot" and model.encoder_units != model.decoder_units:
+        raise ConfigError(
+            "model.attention: 'dot' scores decoder states against encoder outputs directly, so "
+            f"expected encoder_units == decoder_units, got {model.encoder_units} and "
+            f"{model.decoder_units}"
+        )
+    if model.tie_embeddings and model.embedding_dim != model.decoder_units:
+        raise ConfigError(
+            "model.tie_embeddings: the generator reuses the target embedding matrix, so expected "
+            f"embedding_dim == decoder_units, got {model.embedding_dim} and {model.decoder_units}"
+        )
+    if data.shared_vocab and data.source_vocab_size != data.target_vocab_size:
+        raise ConfigError(
+            "data.shared_vocab: one vocabulary serves both sides, so expected "
+            f"source_vocab_size == target_vocab_size, got {data.source_vocab_size} and "
+            f"{data.target_vocab_size}"
+        )

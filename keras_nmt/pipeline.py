@@ -1,0 +1,150 @@
+"""The tf.data input pipeline from raw text pairs to padded teacher-forcing batches.
+
+tokenize -> append EOS to the source -> filter (empty side, too long) -> [cache] ->
+shuffle (seeded) -> teacher-forcing shift -> length bucketing (sentence- or token-based
+batches, little padding) -> prefetch.
+
+Each element `model.fit` sees is `({"source": (batch, S), "decoder_input": (batch, T)},
+labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + y` and
+`labels = y + [EOS]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import tensorflow as tf
+
+from keras_nmt.config import DataConfig, TrainConfig
+from keras_nmt.corpus import ParallelCorpus
+from keras_nmt.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+_TOKENIZE_BATCH = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterCounts:
+    """What filtering did to a corpus: pairs kept and dropped, by reason."""
+
+    kept: int
+    empty: int
+    too_long: int
+    source_tokens: int
+    target_tokens: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kept} pairs kept, {self.empty} dropped with an empty side, "
+            f"{self.too_long} dropped as too long"
+        )
+
+
+def tokenize_pairs(
+    pairs: tf.data.Dataset, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
+) -> tf.data.Dataset:
+    """`(source, target)` strings to `(source_ids + [EOS], target_ids)` int32 vectors.
+
+    The returned source is never empty: it always ends with EOS.
+    """
+
+    def tokenize(source, target):
+        source_ids = source_tokenizer.tokenize(source)
+        eos = tf.fill([source_ids.nrows(), 1], EOS_ID)
+        return tf.concat([source_ids, eos], axis=1), target_tokenizer.tokenize(target)
+
+    return pairs.batch(_TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def _status(source_ids, target_ids, data: DataConfig):
+    """0 = keep, 1 = empty side, 2 = too long (the source counts its EOS, the target its
+    BOS/EOS)."""
+    source_length = tf.shape(source_ids)[0]
+    target_length = tf.shape(target_ids)[0]
+    empty = tf.logical_or(source_length <= 1, target_length == 0)
+    too_long = tf.logical_or(
+        source_length > data.max_source_length, target_length + 1 > data.max_target_length
+    )
+    return tf.where(empty, 1, tf.where(too_long, 2, 0))
+
+
+def filtered_pairs(
+    corpus: ParallelCorpus,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+    data: DataConfig,
+) -> tf.data.Dataset:
+    """Tokenized pairs with empty and over-long pairs removed."""
+    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer)
+    return tokenized.filter(lambda s, t: tf.equal(_status(s, t, data), 0))
+
+
+def count_filtered(
+    corpus: ParallelCorpus,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+    data: DataConfig,
+) -> FilterCounts:
+    """One streaming pass that counts what `filtered_pairs` keeps and drops."""
+    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer)
+
+    def add(totals, pair):
+        status = _status(*pair, data)
+        kept = tf.cast(tf.equal(status, 0), tf.int64)
+        lengths = tf.cast(tf.stack([tf.shape(pair[0])[0], tf.shape(pair[1])[0]]), tf.int64)
+        return totals + tf.concat([tf.one_hot(status, 3, dtype=tf.int64), kept * lengths], axis=0)
+
+    totals = tokenized.reduce(tf.zeros([5], tf.int64), add).numpy()
+    return FilterCounts(*(int(x) for x in totals))
+
+
+def teacher_forcing(source_ids, target_ids):
+    """The shift: `decoder_input = [BOS] + y`, `labels = y + [EOS]`."""
+    decoder_input = tf.concat([[BOS_ID], target_ids], axis=0)
+    labels = tf.concat([target_ids, [EOS_ID]], axis=0)
+    return {"source": source_ids, "decoder_input": decoder_input}, labels
+
+
+def batch_by_length(
+    examples: tf.data.Dataset, train: TrainConfig, max_length: int
+) -> tf.data.Dataset:
+    """Groups examples of similar length into padded batches.
+
+    With `batch_type: sentences` every batch has up to `batch_size` sentences; with
+    `tokens`, up to `batch_size` tokens (padded length x sentences) per batch.
+    """
+    boundaries = list(range(train.bucket_width, max_length + 1, train.bucket_width))
+    upper_bounds = [*boundaries, max_length + 1]
+    if train.batch_type == "tokens":
+        sizes = [max(1, train.batch_size // bound) for bound in upper_bounds]
+    else:
+        sizes = [train.batch_size] * len(upper_bounds)
+
+    def length(inputs, labels):
+        return tf.maximum(tf.shape(inputs["source"])[0], tf.shape(labels)[0])
+
+    return examples.bucket_by_sequence_length(
+        length, boundaries, sizes, pad_to_bucket_boundary=False
+    )
+
+
+def make_dataset(
+    corpus: ParallelCorpus,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+    data: DataConfig,
+    train: TrainConfig,
+    shuffle: bool,
+) -> tf.data.Dataset:
+    """The batched, padded teacher-forcing dataset for `model.fit` (see module docstring).
+
+    Tokenized pairs are cached in memory after the first pass, so later epochs skip
+    tokenization; shuffling is seeded with `train.seed` and differs between epochs.
+    """
+    examples = filtered_pairs(corpus, source_tokenizer, target_tokenizer, data).cache()
+    if shuffle:
+        examples = examples.shuffle(
+            train.shuffle_buffer, seed=train.seed, reshuffle_each_iteration=True
+        )
+    examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    max_length = max(data.max_source_length, data.max_target_length)
+    return batch_by_length(examples, train, max_length).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,47 @@
+"""The layout of a run directory: what training writes and what a translator loads."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import pathlib
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """Paths inside a run directory.
+
+    config.yaml          the effective configuration
+    source.model         SentencePiece model of the source language
+    target.model         SentencePiece model of the target language
+    model.weights.h5     the best weights so far (by validation loss), what translators load
+    backup/              BackupAndRestore state (weights, optimizer, epoch) for resuming
+    history.csv          one row of losses and metrics per finished epoch
+    logs/                TensorBoard event files
+    """
+
+    path: pathlib.Path
+
+    def __init__(self, path: str | pathlib.Path):
+        object.__setattr__(self, "path", pathlib.Path(path))
+
+    config = property(lambda self: self.path / "config.yaml")
+    source_model = property(lambda self: self.path / "source.model")
+    target_model = property(lambda self: self.path / "target.model")
+    weights = property(lambda self: self.path / "model.weights.h5")
+    backup = property(lambda self: self.path / "backup")
+    history = property(lambda self: self.path / "history.csv")
+    logs = property(lambda self: self.path / "logs")
+
+    def finished_epochs(self) -> list[dict[str, float]]:
+        """The rows of history.csv, one per finished epoch (empty for a new run)."""
+        if not self.history.is_file():
+            return []
+        with open(self.history, newline="", encoding="utf-8") as handle:
+            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(handle)]
+
+    def best_validation_loss(self) -> float:
+        """The lowest `val_loss` in history.csv, or +inf."""
+        losses = [row["val_loss"] for row in self.finished_epochs() if "val_loss" in row]
+        return min(losses, default=math.inf)

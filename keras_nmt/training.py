@@ -1,0 +1,220 @@
+"""`train(config, run_dir)`: from a parallel corpus to a run directory with a trained model.
+
+Re-running the same call on the same run directory resumes: SentencePiece models are
+reused, and Keras's `BackupAndRestore` restores the weights, the optimizer state and the epoch
+from `backup/` (saved every `train.backup_every_steps` steps and at every epoch end), so at
+most those steps are trained again. The epoch that was interrupted restarts from its first
+batch with the restored weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import pathlib
+import sys
+import warnings
+from collections.abc import Callable
+
+import keras
+
+from keras_nmt.callbacks import TokenThroughput
+from keras_nmt.config import Config
+from keras_nmt.corpus import ParallelCorpus
+from keras_nmt.errors import UserError
+from keras_nmt.losses import MaskedNLL
+from keras_nmt.metrics import Perplexity, TokenAccuracy
+from keras_nmt.model import Seq2Seq
+from keras_nmt.pipeline import FilterCounts, count_filtered, make_dataset
+from keras_nmt.run_dir import RunDir
+from keras_nmt.tokenizer import Tokenizer, train_sentencepiece
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a training run did."""
+
+    run_dir: pathlib.Path
+    epochs: int
+    history: list[dict[str, float]]
+    train_counts: FilterCounts
+    valid_counts: FilterCounts | None
+
+
+def resolve_data_dir(config: Config) -> Config:
+    """Makes `data.dir` absolute (relative paths are taken from the working directory), so the
+    saved config still points at the corpus from anywhere."""
+    absolute = pathlib.Path(config.data.dir).expanduser().resolve()
+    return config.replace([f"data.dir={absolute}"])
+
+
+def _check_resumable(run: RunDir, config: Config) -> None:
+    """A run directory trained with another model or data config cannot be resumed."""
+    if not run.config.is_file():
+        return
+    previous = Config.from_yaml(run.config)
+    for section in ("data", "model"):
+        old, new = getattr(previous, section), getattr(config, section)
+        changed = [
+            f"{section}.{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+            for f in dataclasses.fields(old)
+            if getattr(old, f.name) != getattr(new, f.name)
+        ]
+        if changed:
+            raise UserError(
+                f"{run.path} holds a run with a different {section} config ({'; '.join(changed)}); "
+                "use a new --run-dir"
+            )
+
+
+def corpora(config: Config) -> tuple[ParallelCorpus, ParallelCorpus | None]:
+    data = config.data
+    train = ParallelCorpus.from_prefix(data.dir, data.train, data.source_lang, data.target_lang)
+    valid = (
+        ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
+        if data.valid
+        else None
+    )
+    return train, valid
+
+
+def tokenizers(
+    run: RunDir, config: Config, corpus: ParallelCorpus, log: Callable[[str], None]
+) -> tuple[Tokenizer, Tokenizer]:
+    """Loads the run's SentencePiece models, training them first if they are missing."""
+    data = config.data
+    if not (run.source_model.is_file() and run.target_model.is_file()):
+        options = dict(
+            model_type=data.sentencepiece_model_type, max_sentences=data.sentencepiece_max_sentences
+        )
+        if data.shared_vocab:
+            log(f"training a shared SentencePiece model ({data.source_vocab_size} pieces)")
+            lines = itertools.chain(corpus.source_lines(), corpus.target_lines())
+            train_sentencepiece(lines, run.source_model, data.source_vocab_size, **options)
+            run.target_model.write_bytes(run.source_model.read_bytes())
+        else:
+            log(
+                f"training SentencePiece models ({data.source_vocab_size} source, "
+                f"{data.target_vocab_size} target pieces)"
+            )
+            train_sentencepiece(
+                corpus.source_lines(), run.source_model, data.source_vocab_size, **options
+            )
+            train_sentencepiece(
+                corpus.target_lines(), run.target_model, data.target_vocab_size, **options
+            )
+    return Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
+
+
+def build_model(config: Config, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+    model = Seq2Seq.from_model_config(config.model, source_vocab_size, target_vocab_size)
+    model.build()
+    return model
+
+
+def compile_model(model: Seq2Seq, config: Config) -> TokenAccuracy:
+    """Compiles with Adam, clipping and the masked loss; returns the accuracy metric (its
+    token count feeds the throughput callback)."""
+    accuracy = TokenAccuracy()
+    optimizer = keras.optimizers.Adam(
+        config.train.learning_rate, global_clipnorm=config.train.clip_norm
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedNLL(config.train.label_smoothing),
+        metrics=[Perplexity(), accuracy],
+    )
+    return accuracy
+
+
+def train(
+    config: Config, run_dir: str | pathlib.Path, log: Callable[[str], None] = print, verbose="auto"
+) -> TrainResult:
+    """Trains (or resumes training) a translator in `run_dir`; see the module docstring.
+
+    Raises:
+        UserError: missing or misaligned corpus, or a run directory holding another config.
+    """
+    config = resolve_data_dir(config)
+    run = RunDir(run_dir)
+    run.path.mkdir(parents=True, exist_ok=True)
+    _check_resumable(run, config)
+    train_corpus, valid_corpus = corpora(config)
+    log(f"training corpus: {train_corpus.name}: {train_corpus.check()} lines")
+    if valid_corpus is not None:
+        log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
+    config.save(run.config)
+    keras.utils.set_random_seed(config.train.seed)
+
+    source_tokenizer, target_tokenizer = tokenizers(run, config, train_corpus, log)
+    train_counts = count_filtered(train_corpus, source_tokenizer, target_tokenizer, config.data)
+    log(f"training data: {train_counts}")
+    if train_counts.kept == 0:
+        raise UserError(f"{train_corpus.name}: no training pair left after filtering")
+    train_data = make_dataset(
+        train_corpus, source_tokenizer, target_tokenizer, config.data, config.train, shuffle=True
+    )
+    valid_counts = valid_data = None
+    if valid_corpus is not None:
+        valid_counts = count_filtered(valid_corpus, source_tokenizer, target_tokenizer, config.data)
+        log(f"validation data: {valid_counts}")
+        valid_data = make_dataset(
+            valid_corpus,
+            source_tokenizer,
+            target_tokenizer,
+            config.data,
+            config.train,
+            shuffle=False,
+        )
+
+    model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+    accuracy = compile_model(model, config)
+    finished = len(run.finished_epochs())
+    if finished >= config.train.epochs:
+        log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
+        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
+
+    monitor = "val_loss" if valid_data is not None else "loss"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(
+            str(run.backup),
+            save_freq=config.train.backup_every_steps,
+            delete_checkpoint=False,
+            double_checkpoint=True,
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run.weights),
+            monitor=monitor,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=run.best_validation_loss() if valid_data is not None else None,
+        ),
+        TokenThroughput(lambda: accuracy.tokens.value),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+    ]
+    if config.train.early_stopping_patience and valid_data is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.train.early_stopping_patience
+            )
+        )
+    if config.train.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.logs)))
+    if verbose == "auto":  # a progress bar on a terminal, a line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
+    with warnings.catch_warnings():
+        # The batch count is unknown until the first epoch ends (length bucketing): Keras
+        # then warns that the input "ran out of data", which is how every epoch ends here.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        model.fit(
+            train_data.repeat() if config.train.steps_per_epoch else train_data,
+            validation_data=valid_data,
+            epochs=config.train.epochs,
+            steps_per_epoch=config.train.steps_per_epoch,
+            callbacks=callbacks,
+            shuffle=False,  # tf.data shuffles, seeded
+            verbose=verbose,
+        )
+    history = run.finished_epochs()
+    return TrainResult(run.path, len(history), history, train_counts, valid_counts)

@@ -1,0 +1,143 @@
+"""`Translator`: raw text in, translations out, with tokenization and decoding in one graph.
+
+`Translator.translate_text` is a `tf.function` over a string batch: tokenize, truncate to
+`export.max_input_tokens` (EOS included), append EOS, encode once, decode, drop everything
+from EOS on, detokenize. It is traced once per process; exports serve the same function.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterable, Sequence
+
+import tensorflow as tf
+
+from keras_nmt.config import Config
+from keras_nmt.decoding import greedy_search
+from keras_nmt.errors import UserError
+from keras_nmt.model import Seq2Seq
+from keras_nmt.run_dir import RunDir
+from keras_nmt.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+
+def max_decode_lengths(source_lengths, decode) -> tf.Tensor:
+    """Per sentence, the most target tokens (EOS included) to emit: `ratio * source length +
+    offset`, capped at `decode.max_length`; source lengths `(batch,)` count the EOS."""
+    relative = tf.math.ceil(decode.max_length_ratio * tf.cast(source_lengths, tf.float32))
+    return tf.minimum(tf.cast(relative, tf.int32) + decode.max_length_offset, decode.max_length)
+
+
+class Translator(tf.Module):
+    """A trained model and its two tokenizers.
+
+    Args:
+        model: a built `Seq2Seq` with its weights.
+        source_tokenizer, target_tokenizer: the run's tokenizers.
+        config: the run's configuration (its `decode` and `export` sections are used).
+    """
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        source_tokenizer: Tokenizer,
+        target_tokenizer: Tokenizer,
+        config: Config,
+    ):
+        super().__init__(name="translator")
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.config = config
+
+    @classmethod
+    def load(cls, path: str | pathlib.Path) -> Translator:
+        """Loads a run directory (config.yaml, the SentencePiece models, model.weights.h5)."""
+        run = RunDir(path)
+        if not run.path.is_dir():
+            raise UserError(f"model not found: {run.path}")
+        if not run.config.is_file() or not run.weights.is_file():
+            raise UserError(
+                f"{run.path} holds no trained model (expected {run.config.name} and "
+                f"{run.weights.name}; is training finished?)"
+            )
+        config = Config.from_yaml(run.config)
+        source_tokenizer = Tokenizer.load(run.source_model)
+        target_tokenizer = Tokenizer.load(run.target_model)
+        model = Seq2Seq.from_model_config(
+            config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size
+        )
+        model.build()
+        model.load_weights(run.weights)
+        return cls(model, source_tokenizer, target_tokenizer, config)
+
+    def encode_text(self, text: tf.Tensor) -> tf.Tensor:
+        """Strings `(batch,)` -> padded source ids `(batch, S)`, each row truncated and ended
+        with EOS; an empty or whitespace-only string becomes `[EOS]`."""
+        ids = self.source_tokenizer.tokenize(text)[:, : self.config.export.max_input_tokens - 1]
+        eos = tf.fill([ids.nrows(), 1], EOS_ID)
+        return tf.concat([ids, eos], axis=1).to_tensor()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def translate_text(self, text):
+        """Greedy translation of `text` `(batch,)`.
+
+        Returns:
+            A dict: `translation` `(batch,)` string, `score` `(batch,)` float32 (the sum of
+            the token log-probabilities), `tokens` `(batch, L)` int32 and `lengths`
+            `(batch,)` int32 (see `DecodeResult`), `attention` `(batch, L, S)`.
+            An input with no tokens translates to "" with score 0.
+        """
+        source = self.encode_text(text)
+        source_lengths = tf.reduce_sum(tf.cast(source > 0, tf.int32), axis=1)
+        max_lengths = tf.where(
+            source_lengths > 1, max_decode_lengths(source_lengths, self.config.decode), 0
+        )
+        state = self.model.initial_decoding_state(source)
+        start = tf.fill([tf.shape(source)[0]], BOS_ID)
+        result = greedy_search(self.model.step, start, state, EOS_ID, max_lengths)
+        hypotheses = tf.RaggedTensor.from_tensor(result.tokens, lengths=result.lengths)
+        return {
+            "translation": self.target_tokenizer.detokenize(hypotheses),
+            "score": result.scores,
+            "tokens": result.tokens,
+            "lengths": result.lengths,
+            "attention": result.attention,
+        }
+
+    def translate(
+        self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
+    ) -> list[str]:
+        """Translates `sentences`, in batches of similar length; returns them in input order."""
+        return [t for t, _ in self.translate_with_scores(sentences, batch_size, progress)]
+
+    def translate_with_scores(
+        self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
+    ) -> list[tuple[str, float]]:
+        """As `translate`, with each translation's score (sum of token log-probabilities)."""
+        batch_size = batch_size or self.config.decode.batch_size
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        results: list[tuple[str, float]] = [("", 0.0)] * len(sentences)
+        for batch in _progress(_chunks(order, batch_size), len(sentences), progress):
+            output = self.translate_text(tf.constant([sentences[i] for i in batch], tf.string))
+            texts = output["translation"].numpy()
+            scores = output["score"].numpy()
+            for index, text, score in zip(batch, texts, scores):
+                results[index] = (text.decode("utf-8", errors="replace"), float(score))
+        return results
+
+
+def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _progress(batches: Iterable[list[int]], total: int, enabled: bool) -> Iterable[list[int]]:
+    if not enabled:
+        yield from batches
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="sent", desc="translating") as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))

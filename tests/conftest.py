@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny corpora and tiny models, built in a temporary directory."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+import keras_nmt  # noqa: F401  (sets the Keras backend)
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "multi30k"
+
+# A toy translation task: reverse the words and uppercase them. Small enough to overfit.
+TOY_WORDS = ["one", "two", "three", "four", "five", "six", "seven", "eight"]
+
+
+def toy_pairs(n: int = 48) -> list[tuple[str, str]]:
+    pairs = []
+    for i in range(n):
+        words = [TOY_WORDS[(i * 3 + k * 5) % len(TOY_WORDS)] for k in range(2 + i % 4)]
+        pairs.append((" ".join(words), " ".join(w.upper() for w in reversed(words))))
+    return pairs
+
+
+def write_pairs(directory: pathlib.Path, prefix: str, pairs, src="en", tgt="de") -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{prefix}.{src}").write_text("".join(s + "\n" for s, _ in pairs), "utf-8")
+    (directory / f"{prefix}.{tgt}").write_text("".join(t + "\n" for _, t in pairs), "utf-8")
+
+
+@pytest.fixture
+def toy_corpus_dir(tmp_path) -> pathlib.Path:
+    directory = tmp_path / "corpus"
+    pairs = toy_pairs()
+    write_pairs(directory, "train", pairs)
+    write_pairs(directory, "valid", pairs[:8])
+    return directory
+
+
+@pytest.fixture(scope="session")
+def sp_models(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
+    """Tiny SentencePiece models for the toy task."""
+    from keras_nmt.tokenizer import train_sentencepiece
+
+    directory = tmp_path_factory.mktemp("sp")
+    pairs = toy_pairs()
+    source = train_sentencepiece((s for s, _ in pairs), directory / "source.model", 40)
+    target = train_sentencepiece((t for _, t in pairs), directory / "target.model", 40)
+    return source, target
+
+
+requires_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"{SHARED_DATA} is absent (../shared beside the repo)"
+)

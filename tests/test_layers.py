@@ -1,0 +1,121 @@
+"""Each layer: config round trip, output shapes, and masking."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nmt.layers import (
+    BahdanauAttention,
+    Bridge,
+    Decoder,
+    DecoderCell,
+    Encoder,
+    Generator,
+    LuongAttention,
+)
+
+LAYERS = [
+    Encoder(30, 8, 12, num_layers=2, rnn_type="gru", bidirectional=True, dropout=0.1),
+    Bridge("project", 16, decoder_layers=2, states_per_cell=2),
+    BahdanauAttention(7),
+    LuongAttention("concat", 5),
+    Generator(11, tied=True),
+    DecoderCell(
+        8, 12, 16, num_layers=2, rnn_type="lstm", attention="bahdanau", input_feeding=False
+    ),
+    Decoder(20, 8, 12, 16, attention="dot", tie_embeddings=False),
+]
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: type(layer).__name__)
+def test_config_round_trip(layer):
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+
+
+def _source():
+    # Sentence 0 is short (padded); sentence 1 is long.
+    return tf.constant([[5, 6, 2, 0, 0, 0], [7, 8, 9, 10, 11, 2]])
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_encoder_shapes_and_padding_invariance(rnn_type, bidirectional):
+    encoder = Encoder(20, 8, 12, num_layers=2, rnn_type=rnn_type, bidirectional=bidirectional)
+    outputs, states = encoder(_source())
+    assert outputs.shape == (2, 6, 12)
+    directions = 2 if bidirectional else 1
+    per_direction = 12 // directions
+    assert len(states) == 2 and all(len(layer) == directions for layer in states)
+    assert all(s.shape == (2, per_direction) for layer in states for d in layer for s in d)
+    assert np.all(outputs.numpy()[0, 3:] == 0.0)  # padded positions are zero
+    alone_outputs, alone_states = encoder(_source()[:1, :3])
+    np.testing.assert_allclose(alone_outputs[0], outputs[0, :3], atol=1e-5)
+    for layer, alone_layer in zip(states, alone_states):
+        for d, alone_d in zip(layer, alone_layer):
+            for s, alone_s in zip(d, alone_d):
+                np.testing.assert_allclose(alone_s[0], s[0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "attention",
+    [
+        BahdanauAttention(6),
+        LuongAttention("dot"),
+        LuongAttention("general"),
+        LuongAttention("concat", 6),
+    ],
+    ids=["bahdanau", "dot", "general", "concat"],
+)
+def test_attention_is_a_masked_distribution(attention):
+    attention.build((None, 10), (None, None, 10))
+    rng = np.random.default_rng(0)
+    memory = tf.constant(rng.normal(size=(2, 5, 10)), tf.float32)
+    query = tf.constant(rng.normal(size=(2, 10)), tf.float32)
+    mask = tf.constant([[True, True, False, False, False], [True] * 5])
+    context, weights = attention(query, attention.keys(memory), memory, mask)
+    assert context.shape == (2, 10) and weights.shape == (2, 5)
+    np.testing.assert_allclose(weights.numpy().sum(-1), 1.0, rtol=1e-5)
+    assert np.all(weights.numpy()[0, 2:] == 0.0)
+    # Changing memory at masked positions changes nothing.
+    noisy = tf.concat([memory[:1, :2], memory[:1, 2:] + 100.0], axis=1)
+    noisy_context, noisy_weights = attention(query[:1], attention.keys(noisy), noisy, mask[:1])
+    np.testing.assert_allclose(noisy_context, context[:1], atol=1e-5)
+    np.testing.assert_allclose(noisy_weights, weights[:1], atol=1e-6)
+
+
+def test_dot_attention_rejects_mismatched_widths():
+    with pytest.raises(ValueError, match="expected query and memory of one width"):
+        LuongAttention("dot").build((None, 8), (None, None, 6))
+    with pytest.raises(ValueError, match="score: expected one of"):
+        LuongAttention("cosine")
+
+
+@pytest.mark.parametrize("kind", ["project", "sum", "zeros"])
+def test_bridge_shapes(kind):
+    encoder = Encoder(20, 8, 12, num_layers=2, bidirectional=True)
+    _, states = encoder(_source())
+    bridge = Bridge(kind, 6, decoder_layers=2, states_per_cell=2)
+    bridge.build(encoder.compute_output_shape((None, None))[1])
+    initial = bridge(states)
+    assert len(initial) == 2
+    assert all(len(layer) == 2 and all(s.shape == (2, 6) for s in layer) for layer in initial)
+    if kind == "zeros":
+        assert not np.any(np.concatenate([s.numpy() for layer in initial for s in layer]))
+    if kind == "sum":
+        np.testing.assert_allclose(initial[1][0], states[1][0][0] + states[1][1][0], atol=1e-6)
+
+
+def test_generator_tied_uses_the_embedding_matrix():
+    embedding = keras.layers.Embedding(11, 4)
+    embedding.build((None,))
+    generator = Generator(11, tied=True)
+    generator.build((None, 4))
+    assert [w.name for w in generator.weights] == ["bias"]
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 4)), tf.float32)
+    expected = x.numpy() @ embedding.embeddings.numpy().T
+    np.testing.assert_allclose(generator(x, embeddings=embedding.embeddings), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="expected embeddings to be passed"):
+        generator(x)

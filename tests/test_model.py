@@ -1,0 +1,107 @@
+"""The model: teacher forcing equals step-by-step decoding, masking, the untrained loss."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nmt.losses import MaskedNLL
+from keras_nmt.model import Seq2Seq
+
+SOURCE = tf.constant([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0], [11, 2, 0, 0, 0]])
+DECODER_INPUT = tf.constant([[1, 4, 5, 6], [1, 7, 8, 0], [1, 9, 0, 0]])
+
+
+def small_model(**overrides):
+    options = dict(
+        embedding_dim=8,
+        encoder_units=12,
+        decoder_units=12,
+        attention_units=6,
+        dropout=0.2,
+        encoder_layers=2,
+        decoder_layers=2,
+        attention="general",
+    )
+    options.update(overrides)
+    model = Seq2Seq(30, 25, **options)
+    model.build()
+    return model
+
+
+VARIANTS = list(
+    itertools.product(
+        ["bahdanau", "dot", "general", "concat"], [True, False], ["lstm", "gru"], [True, False]
+    )
+)
+
+
+@pytest.mark.parametrize("attention, input_feeding, rnn_type, bidirectional", VARIANTS)
+def test_step_by_step_equals_teacher_forcing(attention, input_feeding, rnn_type, bidirectional):
+    model = small_model(
+        attention=attention,
+        input_feeding=input_feeding,
+        rnn_type=rnn_type,
+        bidirectional=bidirectional,
+        bridge="project" if bidirectional else "sum",
+        encoder_layers=2,
+        decoder_layers=2,
+    )
+    logits = model({"source": SOURCE, "decoder_input": DECODER_INPUT})
+    assert logits.shape == (3, 4, 25) and logits.dtype == tf.float32
+    expected = tf.nn.log_softmax(logits).numpy()
+    state = model.initial_decoding_state(SOURCE)
+    for t in range(DECODER_INPUT.shape[1]):
+        log_probs, state, attention_weights = model.step(DECODER_INPUT[:, t], state)
+        np.testing.assert_allclose(log_probs, expected[:, t], atol=1e-5)
+        assert attention_weights.shape == (3, 5)
+        np.testing.assert_allclose(attention_weights.numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+def test_a_sentence_does_not_depend_on_its_batch():
+    model = small_model()
+    batched = model({"source": SOURCE, "decoder_input": DECODER_INPUT}).numpy()
+    for row, (src_len, tgt_len) in enumerate([(5, 4), (3, 3), (2, 2)]):
+        alone = model(
+            {
+                "source": SOURCE[row : row + 1, :src_len],
+                "decoder_input": DECODER_INPUT[row : row + 1, :tgt_len],
+            }
+        ).numpy()
+        np.testing.assert_allclose(alone[0], batched[row, :tgt_len], atol=1e-5)
+
+
+def test_untrained_loss_is_about_log_vocabulary_size():
+    vocab = 2000
+    model = Seq2Seq(vocab, vocab, embedding_dim=32, encoder_units=64, decoder_units=64)
+    model.build()
+    rng = np.random.default_rng(0)
+    source = tf.constant(rng.integers(4, vocab, size=(16, 12)), tf.int32)
+    labels = tf.constant(rng.integers(4, vocab, size=(16, 10)), tf.int32)
+    decoder_input = tf.concat([tf.ones([16, 1], tf.int32), labels[:, :-1]], axis=1)
+    loss = MaskedNLL()(labels, model({"source": source, "decoder_input": decoder_input}))
+    assert abs(float(loss) - math.log(vocab)) < 0.1
+
+
+def test_loss_ignores_padding_and_weighs_every_token_equally():
+    labels = tf.constant([[3, 4, 0, 0], [5, 0, 0, 0]])
+    logits = tf.random.stateless_normal((2, 4, 7), seed=(1, 2))
+    nll = -tf.gather(tf.nn.log_softmax(logits), labels, axis=2, batch_dims=2).numpy()
+    expected = (nll[0, 0] + nll[0, 1] + nll[1, 0]) / 3
+    np.testing.assert_allclose(float(MaskedNLL()(labels, logits)), expected, rtol=1e-6)
+    smoothed = float(MaskedNLL(0.1)(labels, logits))
+    assert smoothed != pytest.approx(expected)
+
+
+def test_model_config_round_trip():
+    model = small_model(attention="concat", tie_embeddings=False)
+    clone = Seq2Seq.from_config(model.get_config())
+    assert clone.get_config() == model.get_config()
+
+
+def test_tied_embeddings_share_one_matrix():
+    model = small_model(embedding_dim=12, tie_embeddings=True)
+    untied = small_model(embedding_dim=12, tie_embeddings=False)
+    assert untied.count_params() - model.count_params() == 12 * 25
