@@ -14,3 +14,22 @@ if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+__all__ = ["Config", "Translator", "train", "quickstart"]
+
+_LAZY = {
+    "Config": "keras_nmt.config",
+    "Translator": "keras_nmt.translator",
+    "train": "keras_nmt.training",
+    "quickstart": "keras_nmt.quickstart",
+}
+
+
+def __getattr__(name):
+    """`keras_nmt.train`, `keras_nmt.Translator`, ...: imported on first use, so that
+    `import keras_nmt` stays cheap and TensorFlow loads only when needed."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'keras_nmt' has no attribute {name!r}")

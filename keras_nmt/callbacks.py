@@ -51,3 +51,17 @@ class TokenThroughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["target_tokens_per_second"] = self.median()
+
+
+class BackupEveryStepsAndEpoch(keras.callbacks.BackupAndRestore):
+    """Keras's `BackupAndRestore`, saving every `save_freq` steps and also at every epoch end.
+
+    With an integer `save_freq`, Keras's callback saves only on batch ends, so a run whose
+    epochs are shorter than `save_freq` steps would never back up and would restart from
+    scratch. Saving at epoch ends as well records each finished epoch.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()  # the method the base class calls for its own saves

@@ -39,9 +39,20 @@ class RunDir:
         if not self.history.is_file():
             return []
         with open(self.history, newline="", encoding="utf-8") as handle:
-            return [{k: float(v) for k, v in row.items() if v} for row in csv.DictReader(handle)]
+            return [_numbers(row) for row in csv.DictReader(handle)]
 
     def best_validation_loss(self) -> float:
         """The lowest `val_loss` in history.csv, or +inf."""
         losses = [row["val_loss"] for row in self.finished_epochs() if "val_loss" in row]
         return min(losses, default=math.inf)
+
+
+def _numbers(row: dict[str, str]) -> dict[str, float]:
+    """The numeric cells of a CSVLogger row (it writes "NA" for a missing value)."""
+    values = {}
+    for key, text in row.items():
+        try:
+            values[key] = float(text)
+        except (TypeError, ValueError):
+            continue
+    return values

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import keras
 
-from keras_nmt.callbacks import TokenThroughput
+from keras_nmt.callbacks import BackupEveryStepsAndEpoch, TokenThroughput
 from keras_nmt.config import Config
 from keras_nmt.corpus import ParallelCorpus
 from keras_nmt.errors import UserError
@@ -176,7 +176,7 @@ def train(
 
     monitor = "val_loss" if valid_data is not None else "loss"
     callbacks = [
-        keras.callbacks.BackupAndRestore(
+        BackupEveryStepsAndEpoch(
             str(run.backup),
             save_freq=config.train.backup_every_steps,
             delete_checkpoint=False,

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 import tensorflow as tf
 
 from keras_nmt.config import Config
-from keras_nmt.decoding import greedy_search
+from keras_nmt.decoding import forbid_tokens, greedy_search
 from keras_nmt.errors import UserError
 from keras_nmt.model import Seq2Seq
 from keras_nmt.run_dir import RunDir
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
 def max_decode_lengths(source_lengths, decode) -> tf.Tensor:
@@ -94,7 +94,8 @@ class Translator(tf.Module):
         )
         state = self.model.initial_decoding_state(source)
         start = tf.fill([tf.shape(source)[0]], BOS_ID)
-        result = greedy_search(self.model.step, start, state, EOS_ID, max_lengths)
+        step = forbid_tokens(self.model.step, [PAD_ID, BOS_ID])
+        result = greedy_search(step, start, state, EOS_ID, max_lengths)
         hypotheses = tf.RaggedTensor.from_tensor(result.tokens, lengths=result.lengths)
         return {
             "translation": self.target_tokenizer.detokenize(hypotheses),

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.decoding import greedy_search
+from keras_nmt.decoding import forbid_tokens, greedy_search
 from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from tests.test_model import SOURCE, small_model
 
@@ -62,7 +62,7 @@ def test_tokens_lengths_and_scores_are_exact():
 
 def test_empty_batch_and_batch_of_one():
     empty = greedy_search(
-        table_step(np.ones((0, 2, VOCAB)).tolist() or [[dist(4)]]),
+        table_step(np.ones((0, 2, VOCAB))),
         tf.zeros([0], tf.int32),
         {"t": tf.zeros([0], tf.int32)},
         EOS_ID,
@@ -79,18 +79,33 @@ def test_zero_maximum_length_emits_nothing():
     assert result.scores.numpy()[0] == 0.0
 
 
+def test_forbidden_tokens_are_never_chosen():
+    first = [0.5, 0.3, 0.02, 0.02, 0.02, 0.1, 0.02, 0.02]  # PAD, then BOS, then token 5
+    tables = [[first, dist(EOS_ID, 0.9)]]
+    step = forbid_tokens(table_step(tables), [PAD_ID, BOS_ID])
+    result = greedy_search(
+        step, tf.fill([1], BOS_ID), {"t": tf.zeros([1], tf.int32)}, EOS_ID, tf.constant([3])
+    )
+    tokens = result.tokens.numpy()[0].tolist()
+    assert tokens == [5, EOS_ID, PAD_ID]
+    np.testing.assert_allclose(result.scores[0], np.log(0.1) + np.log(0.9), rtol=1e-5)
+
+
 def test_greedy_on_a_model_is_the_argmax_of_its_own_teacher_forced_pass():
     model = small_model(dropout=0.0)
     state = model.initial_decoding_state(SOURCE)
+    step = forbid_tokens(model.step, [PAD_ID, BOS_ID])
     result = tf.function(greedy_search, reduce_retracing=True)(
-        model.step, tf.fill([3], BOS_ID), state, EOS_ID, tf.constant([6, 6, 6])
+        step, tf.fill([3], BOS_ID), state, EOS_ID, tf.constant([6, 6, 6])
     )
     tokens = result.tokens.numpy()
     decoder_input = np.concatenate([np.full((3, 1), BOS_ID), tokens[:, :-1]], axis=1)
     log_probs = tf.nn.log_softmax(model({"source": SOURCE, "decoder_input": decoder_input}))
     for row in range(3):
         n = int((tokens[row] != PAD_ID).sum())
-        expected = np.argmax(log_probs[row, :n], axis=-1)
-        assert tokens[row, :n].tolist() == expected.tolist()
-        score = sum(float(log_probs[row, t, tokens[row, t]]) for t in range(n))
-        np.testing.assert_allclose(result.scores[row], score, rtol=1e-4)
+        chosen = log_probs.numpy()[row, np.arange(n), tokens[row, :n]]
+        # Each emitted token is a maximum of its step's distribution, PAD and BOS excluded
+        # (ties within rounding).
+        allowed = log_probs.numpy()[row, :n, 2:]
+        np.testing.assert_array_less(np.max(allowed, axis=-1) - 1e-5, chosen)
+        np.testing.assert_allclose(result.scores[row], chosen.sum(), rtol=1e-4)

@@ -1,4 +1,4 @@
-import numpy as np
+import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
@@ -8,7 +8,7 @@ from tests.conftest import write_pairs
 
 
 def test_teacher_forcing_shift():
-    inputs, labels = teacher_forcing(np.array([7, 8, EOS_ID]), np.array([5, 6]))
+    inputs, labels = teacher_forcing(tf.constant([7, 8, EOS_ID]), tf.constant([5, 6]))
     assert inputs["source"].numpy().tolist() == [7, 8, EOS_ID]
     assert inputs["decoder_input"].numpy().tolist() == [BOS_ID, 5, 6]
     assert labels.numpy().tolist() == [5, 6, EOS_ID]

@@ -6,5 +6,6 @@ and knows nothing of the model behind it.
 """
 
 from keras_nmt.decoding.greedy import DecodeResult, greedy_search
+from keras_nmt.decoding.step import forbid_tokens
 
-__all__ = ["DecodeResult", "greedy_search"]
+__all__ = ["DecodeResult", "forbid_tokens", "greedy_search"]

@@ -1,0 +1,108 @@
+"""The command line, end to end, in subprocesses (as a user runs it)."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from tests.test_training import TINY
+
+KERAS_NMT = [sys.executable, "-m", "keras_nmt.cli"]
+
+
+def run(*args, stdin=None, cwd=None):
+    return subprocess.run(
+        [*KERAS_NMT, *args], input=stdin, capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("keras-nmt: error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+@pytest.fixture
+def config_file(tmp_path) -> pathlib.Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text("data:\n  valid: valid\n  test: null\ntrain:\n  epochs: 2\n")
+    return path
+
+
+def test_train_translate_evaluate(toy_corpus_dir, config_file, tmp_path):
+    run_dir = tmp_path / "run"
+    overrides = [arg for o in TINY for arg in ("--set", o)]
+    result = run(
+        "train",
+        "--config",
+        str(config_file),
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        f"data.dir={toy_corpus_dir}",
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "48 pairs kept, 0 dropped with an empty side, 0 dropped as too long" in result.stdout
+    for name in ("config.yaml", "source.model", "target.model", "model.weights.h5"):
+        assert (run_dir / name).is_file()
+
+    result = run("translate", "--model", str(run_dir), stdin="one two\n\nthree four five\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.split("\n")
+    assert len(lines) == 4 and lines[3] == "" and lines[1] == ""  # the empty line stays empty
+
+    output = tmp_path / "out.txt"
+    source = toy_corpus_dir / "valid.en"
+    result = run(
+        "translate", "--model", str(run_dir), "--input", str(source), "--output", str(output)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(output.read_text().splitlines()) == 8
+
+    result = run(
+        "evaluate",
+        "--model",
+        str(run_dir),
+        "--src",
+        str(source),
+        "--ref",
+        str(toy_corpus_dir / "valid.de"),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BLEU = " in result.stdout and "nrefs:1|case:mixed" in result.stdout
+    assert "chrF = " in result.stdout
+
+
+def test_misaligned_corpus_is_one_clear_line(toy_corpus_dir, config_file, tmp_path):
+    (toy_corpus_dir / "train.de").write_text("ONE\n")
+    result = run(
+        "train",
+        "--config",
+        str(config_file),
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--set",
+        f"data.dir={toy_corpus_dir}",
+    )
+    assert_one_line_error(result, "misaligned corpus", "train.en has 48 lines", "train.de has 1")
+
+
+def test_bad_config_is_one_clear_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  attention: cosine\n")
+    result = run("train", "--config", str(path), "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(result, "model.attention: expected one of", "'cosine'")
+    result = run("train", "--config", str(tmp_path / "none.yaml"), "--run-dir", "x")
+    assert_one_line_error(result, "config file not found")
+
+
+def test_model_directory_without_a_model(tmp_path):
+    result = run("translate", "--model", str(tmp_path), stdin="hello\n")
+    assert_one_line_error(result, "holds no trained model")
+    result = run("evaluate", "--model", str(tmp_path / "missing"), "--src", "a", "--ref", "b")
+    assert_one_line_error(result, "model not found")

@@ -1,0 +1,31 @@
+"""The quickstart: a short version in the default suite, the real one behind `slow`."""
+
+import re
+
+import pytest
+
+from keras_nmt.quickstart import EXAMPLES, quickstart
+
+
+def test_short_quickstart_writes_splits_trains_and_reports_bleu(tmp_path):
+    messages = []
+    scores = quickstart(
+        tmp_path / "run",
+        ["train.epochs=1", "train.steps_per_epoch=5", "train.tensorboard=false"],
+        log=messages.append,
+        verbose=0,
+    )
+    output = "\n".join(messages)
+    assert re.search(r"^BLEU = \d+\.\d\d ", output, re.M)
+    assert scores.sentences == 500
+    for split in ("train", "valid", "test"):
+        for lang in ("en", "de"):
+            assert (tmp_path / "run" / "data" / f"{split}.{lang}").is_file()
+    assert (tmp_path / "run" / "model.weights.h5").is_file()
+    assert all(example in output for example in EXAMPLES)
+
+
+@pytest.mark.slow
+def test_full_quickstart_reaches_bleu_90(tmp_path):
+    scores = quickstart(tmp_path / "run", verbose=0)
+    assert scores.bleu >= 90.0

@@ -1,0 +1,77 @@
+"""Training: overfitting a toy task, resuming, reproducibility."""
+
+import numpy as np
+
+from keras_nmt.config import Config
+from keras_nmt.run_dir import RunDir
+from keras_nmt.training import train
+from keras_nmt.translator import Translator
+from tests.conftest import toy_pairs
+
+TINY = [
+    "data.source_vocab_size=40",
+    "data.target_vocab_size=40",
+    "data.valid=valid",
+    "data.test=null",
+    "model.embedding_dim=32",
+    "model.encoder_units=64",
+    "model.decoder_units=64",
+    "model.dropout=0.0",
+    "train.batch_size=16",
+    "train.learning_rate=0.01",
+    "train.tensorboard=false",
+    "train.early_stopping_patience=null",
+]
+
+
+def tiny_config(corpus_dir, *overrides) -> Config:
+    return Config.from_dict({}, [*TINY, f"data.dir={corpus_dir}", *overrides])
+
+
+def quiet(_message):
+    pass
+
+
+def test_overfits_a_toy_corpus_and_translates_it_back(toy_corpus_dir, tmp_path):
+    config = tiny_config(toy_corpus_dir, "train.epochs=40", "train.seed=3")
+    result = train(config, tmp_path / "run", log=quiet, verbose=0)
+    assert result.history[-1]["loss"] < 0.05
+    translator = Translator.load(tmp_path / "run")
+    pairs = toy_pairs()
+    translations = translator.translate([s for s, _ in pairs])
+    assert translations == [t for _, t in pairs]
+
+
+def test_rerun_resumes_and_counts_epochs(toy_corpus_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet, verbose=0)
+    first = RunDir(run).finished_epochs()
+    assert [row["epoch"] for row in first] == [0, 1]
+    messages = []
+    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=messages.append, verbose=0)
+    assert any("already finished 2 epochs" in m for m in messages)
+    result = train(tiny_config(toy_corpus_dir, "train.epochs=3"), run, log=quiet, verbose=0)
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    # The third epoch continued from the second: its loss is below the first epoch's.
+    assert result.history[2]["loss"] < result.history[0]["loss"]
+
+
+def test_another_model_config_in_the_same_run_dir_is_refused(toy_corpus_dir, tmp_path):
+    import pytest
+
+    from keras_nmt.errors import UserError
+
+    run = tmp_path / "run"
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet, verbose=0)
+    with pytest.raises(UserError, match="different model config.*decoder_units"):
+        train(tiny_config(toy_corpus_dir, "model.decoder_units=32"), run, log=quiet, verbose=0)
+
+
+def test_seeded_runs_are_reproducible(toy_corpus_dir, tmp_path):
+    weights = []
+    for name in ("a", "b"):
+        config = tiny_config(toy_corpus_dir, "train.epochs=1", "model.dropout=0.2")
+        train(config, tmp_path / name, log=quiet, verbose=0)
+        weights.append(Translator.load(tmp_path / name).model.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
