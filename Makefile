@@ -19,15 +19,19 @@ quickstart: $(STAMP)
 	$(BIN)/keras-nmt quickstart --run-dir $(RUN_DIR)
 
 test: $(STAMP)
-	$(BIN)/ruff check keras_nmt tests
+	$(BIN)/ruff check keras_nmt tests benchmarks
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check keras_nmt tests
-	$(BIN)/ruff format --check keras_nmt tests
+	$(BIN)/ruff check keras_nmt tests benchmarks
+	$(BIN)/ruff format --check keras_nmt tests benchmarks
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache
+
+BENCH ?= all
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --part $(BENCH) $(if $(JSON),--json $(JSON))

@@ -65,3 +65,30 @@ class BackupEveryStepsAndEpoch(keras.callbacks.BackupAndRestore):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()  # the method the base class calls for its own saves
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """One line per finished epoch, through `log` (used instead of Keras's progress bar:
+    with `fit(verbose=1)` or `verbose=2`, epochs after the first ran ~60% slower here).
+
+    Args:
+        log: a callable taking one string.
+        epochs: the total number of epochs, for the `epoch k/N` prefix.
+    """
+
+    def __init__(self, log, epochs: int):
+        super().__init__()
+        self.log = log
+        self.epochs = epochs
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = ", ".join(
+            f"{name} {value:.0f}" if name.endswith("per_second") else f"{name} {value:.4f}"
+            for name, value in (logs or {}).items()
+        )
+        seconds = time.perf_counter() - self._start
+        self.log(f"epoch {epoch + 1}/{self.epochs} ({seconds:.0f} s): {values}")

@@ -97,6 +97,12 @@ def count_filtered(
     return FilterCounts(*(int(x) for x in totals))
 
 
+def count_batches(dataset: tf.data.Dataset) -> int:
+    """The number of batches in one pass over `dataset` (the same in every pass: length
+    bucketing puts each pair in the bucket of its length, whatever the shuffle order)."""
+    return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def teacher_forcing(source_ids, target_ids):
     """The shift: `decoder_input = [BOS] + y`, `labels = y + [EOS]`."""
     decoder_input = tf.concat([[BOS_ID], target_ids], axis=0)

@@ -16,7 +16,7 @@ import yaml
 from keras_nmt import default_corpus
 from keras_nmt.config import Config
 from keras_nmt.evaluation import Scores, evaluate
-from keras_nmt.training import train
+from keras_nmt.training import say, train
 from keras_nmt.translator import Translator
 
 EXAMPLES = (
@@ -37,8 +37,7 @@ def quickstart_config(run_dir: str | pathlib.Path, overrides=()) -> Config:
 def quickstart(
     run_dir: str | pathlib.Path = "runs/quickstart",
     overrides=(),
-    log: Callable[[str], None] = print,
-    verbose="auto",
+    log: Callable[[str], None] = say,
 ) -> Scores:
     """Runs the whole path and returns the test scores (see the module docstring)."""
     start = time.perf_counter()
@@ -46,7 +45,7 @@ def quickstart(
     config = quickstart_config(run_dir, overrides)
     paths = default_corpus.write_corpus(config.data.dir)
     log(f"corpus written to {config.data.dir}: " + ", ".join(paths))
-    train(config, run_dir, log=log, verbose=verbose)
+    train(config, run_dir, log=log)
     translator = Translator.load(run_dir)
     source, reference = paths["test"]
     scores = evaluate(translator, source, reference)

@@ -13,7 +13,6 @@ def test_short_quickstart_writes_splits_trains_and_reports_bleu(tmp_path):
         tmp_path / "run",
         ["train.epochs=1", "train.steps_per_epoch=5", "train.tensorboard=false"],
         log=messages.append,
-        verbose=0,
     )
     output = "\n".join(messages)
     assert re.search(r"^BLEU = \d+\.\d\d ", output, re.M)
@@ -27,5 +26,5 @@ def test_short_quickstart_writes_splits_trains_and_reports_bleu(tmp_path):
 
 @pytest.mark.slow
 def test_full_quickstart_reaches_bleu_90(tmp_path):
-    scores = quickstart(tmp_path / "run", verbose=0)
+    scores = quickstart(tmp_path / "run")
     assert scores.bleu >= 90.0

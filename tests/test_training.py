@@ -34,7 +34,7 @@ def quiet(_message):
 
 def test_overfits_a_toy_corpus_and_translates_it_back(toy_corpus_dir, tmp_path):
     config = tiny_config(toy_corpus_dir, "train.epochs=40", "train.seed=3")
-    result = train(config, tmp_path / "run", log=quiet, verbose=0)
+    result = train(config, tmp_path / "run", log=quiet)
     assert result.history[-1]["loss"] < 0.05
     translator = Translator.load(tmp_path / "run")
     pairs = toy_pairs()
@@ -44,13 +44,13 @@ def test_overfits_a_toy_corpus_and_translates_it_back(toy_corpus_dir, tmp_path):
 
 def test_rerun_resumes_and_counts_epochs(toy_corpus_dir, tmp_path):
     run = tmp_path / "run"
-    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet, verbose=0)
+    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
     first = RunDir(run).finished_epochs()
     assert [row["epoch"] for row in first] == [0, 1]
     messages = []
-    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=messages.append, verbose=0)
+    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=messages.append)
     assert any("already finished 2 epochs" in m for m in messages)
-    result = train(tiny_config(toy_corpus_dir, "train.epochs=3"), run, log=quiet, verbose=0)
+    result = train(tiny_config(toy_corpus_dir, "train.epochs=3"), run, log=quiet)
     assert [row["epoch"] for row in result.history] == [0, 1, 2]
     # The third epoch continued from the second: its loss is below the first epoch's.
     assert result.history[2]["loss"] < result.history[0]["loss"]
@@ -62,16 +62,16 @@ def test_another_model_config_in_the_same_run_dir_is_refused(toy_corpus_dir, tmp
     from keras_nmt.errors import UserError
 
     run = tmp_path / "run"
-    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet, verbose=0)
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
     with pytest.raises(UserError, match="different model config.*decoder_units"):
-        train(tiny_config(toy_corpus_dir, "model.decoder_units=32"), run, log=quiet, verbose=0)
+        train(tiny_config(toy_corpus_dir, "model.decoder_units=32"), run, log=quiet)
 
 
 def test_seeded_runs_are_reproducible(toy_corpus_dir, tmp_path):
     weights = []
     for name in ("a", "b"):
         config = tiny_config(toy_corpus_dir, "train.epochs=1", "model.dropout=0.2")
-        train(config, tmp_path / name, log=quiet, verbose=0)
+        train(config, tmp_path / name, log=quiet)
         weights.append(Translator.load(tmp_path / name).model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
