@@ -15,6 +15,7 @@ import pathlib
 from collections.abc import Callable
 
 import keras
+import tensorflow as tf
 
 from keras_nmt.callbacks import BackupEveryStepsAndEpoch, EpochLogger, TokenThroughput
 from keras_nmt.config import Config
@@ -170,6 +171,10 @@ def train(
             config.data,
             config.train,
             shuffle=False,
+        )
+        # A known batch count spares Keras's "ran out of data" warning at every validation.
+        valid_data = valid_data.apply(
+            tf.data.experimental.assert_cardinality(count_batches(valid_data))
         )
 
     model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)

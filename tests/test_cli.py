@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from keras_nmt.run_dir import RunDir
 from tests.test_training import TINY
 
 KERAS_NMT = [sys.executable, "-m", "keras_nmt.cli"]
@@ -106,3 +107,46 @@ def test_model_directory_without_a_model(tmp_path):
     assert_one_line_error(result, "holds no trained model")
     result = run("evaluate", "--model", str(tmp_path / "missing"), "--src", "a", "--ref", "b")
     assert_one_line_error(result, "model not found")
+
+
+def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path):
+    """SIGKILL after a mid-epoch backup of the second epoch; the same command then finishes
+    the run from that backup instead of starting over."""
+    import json
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [
+        *KERAS_NMT, "train", "--config", str(config_file), "--run-dir", str(run_dir),
+        "--set", f"data.dir={toy_corpus_dir}", *[a for o in TINY for a in ("--set", o)],
+        "--set", "train.epochs=3", "--set", "train.steps_per_epoch=40",
+        "--set", "train.backup_every_steps=5",
+    ]  # fmt: skip
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = run_dir / "backup" / "training_metadata.json"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                state = json.loads(metadata.read_text())
+            except (OSError, ValueError):
+                state = {}
+            if state.get("epoch") == 1 and state.get("batch", 0) > 0:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "training ended before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert len(RunDir(run_dir).finished_epochs()) == 1  # killed in the middle of epoch 2
+
+    result = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = RunDir(run_dir).finished_epochs()
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    # Resumed, not restarted: epoch 2 starts from trained weights, so its loss is far below
+    # the first epoch's.
+    assert history[1]["loss"] < 0.5 * history[0]["loss"]
