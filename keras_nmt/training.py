@@ -214,9 +214,9 @@ def train(
     # A line per epoch instead of Keras's progress bar: with `verbose` 1 or 2, every epoch
     # after the first ran about 60% slower here (Keras 3.15, TF 2.21).
     callbacks.append(EpochLogger(log, config.train.epochs))
-    # One pass counts the batches (and fills the in-memory cache). Fitting on the repeated
-    # dataset with that many steps per epoch keeps one iterator for the whole run: letting
-    # Keras recreate it at each epoch start stalled training here for 30-90 s per epoch.
+    # One pass counts the batches (and fills the in-memory cache); the count is the same in
+    # every pass. Fitting on the repeated dataset with that many steps per epoch keeps one
+    # iterator for the whole run and gives Keras a known epoch length (no "ran out of data").
     batches = count_batches(train_data)
     model.fit(
         train_data.repeat(),
