@@ -6,7 +6,13 @@ Parts (`--part`, or `make bench BENCH=...`):
           include seconds of teardown), on configs/multi30k_en_de.yaml when ../shared/data is
           there, else on the quickstart corpus; and the process's peak resident memory.
 
-Decoding and export rows come with the issues that build those parts.
+  decode  for a trained run directory (`--model`, default runs/multi30k_en_de, else
+          runs/quickstart): validation BLEU (sacreBLEU, cased) with greedy search and with
+          beam 5, and decoding throughput in sentences per second at batch 1 (the first 100
+          validation sentences one at a time) and batch 64 (the whole validation set), after
+          a warm-up call.
+
+Export rows come with the issue that builds the exports.
 """
 
 from __future__ import annotations
@@ -76,11 +82,77 @@ def bench_train(steps: int) -> list[dict]:
     ]
 
 
+def default_model() -> pathlib.Path | None:
+    for name in ("multi30k_en_de", "quickstart"):
+        if (REPO / "runs" / name / "model.weights.h5").is_file():
+            return REPO / "runs" / name
+    return None
+
+
+def bench_decode(model_dir: pathlib.Path) -> list[dict]:
+    import time
+
+    from keras_nmt.corpus import ParallelCorpus
+    from keras_nmt.evaluation import score
+    from keras_nmt.translator import Translator
+
+    base = Translator.load(model_dir)
+    data = base.config.data
+    valid = ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
+    sources, references = list(valid.source_lines()), list(valid.target_lines())
+    rows = []
+    for beam in (1, 5):
+        translator = base.with_decoding(beam_size=beam)
+        name = "greedy" if beam == 1 else f"beam {beam}"
+        translator.translate(sources[:64], batch_size=64)  # warm-up: tracing
+        start = time.perf_counter()
+        hypotheses = translator.translate(sources, batch_size=64)
+        batch64 = len(sources) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        translator.translate(sources[:100], batch_size=1)
+        batch1 = 100 / (time.perf_counter() - start)
+        bleu = score(hypotheses, references).bleu
+        rows += [
+            {
+                "part": "decode",
+                "config": model_dir.name,
+                "metric": f"{name} BLEU",
+                "value": bleu,
+                "unit": "val BLEU",
+            },
+            {
+                "part": "decode",
+                "config": model_dir.name,
+                "metric": f"{name} b64",
+                "value": batch64,
+                "unit": "sent/s",
+            },
+            {
+                "part": "decode",
+                "config": model_dir.name,
+                "metric": f"{name} b1",
+                "value": batch1,
+                "unit": "sent/s",
+            },
+        ]
+    rows.append(
+        {
+            "part": "decode",
+            "config": model_dir.name,
+            "metric": "peak RSS",
+            "value": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "unit": "MiB",
+        }
+    )
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--part", choices=["all", "train"], default="all")
+    parser.add_argument("--part", choices=["all", "train", "decode"], default="all")
+    parser.add_argument("--model", help="run directory for the decode part")
     parser.add_argument(
         "--steps", type=int, default=60, help="training steps to time (first 5 are warm-up)"
     )
@@ -89,6 +161,12 @@ def main(argv=None) -> int:
     rows = []
     if args.part in ("all", "train"):
         rows += bench_train(args.steps)
+    if args.part in ("all", "decode"):
+        model = pathlib.Path(args.model) if args.model else default_model()
+        if model is None:
+            print("decode: no trained model (train one, or pass --model RUN_DIR); skipped")
+        else:
+            rows += bench_decode(model)
     info = machine()
     print(
         f"machine: {info['cores']} cores, TensorFlow {info['tensorflow']}, Keras {info['keras']}, "
@@ -98,7 +176,7 @@ def main(argv=None) -> int:
     print(f"|{'-' * 8}|{'-' * 17}|{'-' * 13}|{'-' * 12}|------|")
     for row in rows:
         cells = f"{row['part']:<6} | {row['config']:<15} | {row['metric']:<11}"
-        print(f"| {cells} | {row['value']:>10.0f} | {row['unit']} |")
+        print(f"| {cells} | {row['value']:>10.1f} | {row['unit']} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
     return 0

@@ -2,7 +2,12 @@
 
     keras-nmt train --config FILE --run-dir DIR [--set section.key=value ...]
     keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
-    keras-nmt evaluate --model PATH --src FILE --ref FILE
+                        [--beam-size K] [--n-best N]
+    keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K]
+
+`translate` writes one translation a line; with `--n-best N` > 1 it writes N lines per input
+sentence, best first, each `INDEX ||| TRANSLATION ||| SCORE` (INDEX counts input lines from 0;
+SCORE is the log-probability divided by GNMT's length penalty).
     keras-nmt quickstart [--run-dir DIR] [--set section.key=value ...]
 
 Errors a user can cause print one line (`keras-nmt: error: ...`) and exit with status 2.
@@ -28,22 +33,28 @@ def _train(args) -> None:
 def _translate(args) -> None:
     from keras_nmt.translator import Translator
 
-    translator = Translator.load(args.model)
+    translator = Translator.load(args.model).with_decoding(args.beam_size, args.n_best)
     with _open(args.input, "r") as source:
         sentences = [line.rstrip("\r\n") for line in source]
-    translations = translator.translate(
+    results = translator.translate_with_scores(
         sentences, batch_size=args.batch_size, progress=args.input is not None
     )
+    n_best = translator.config.decode.n_best
     with _open(args.output, "w") as target:
-        for translation in translations:
-            target.write(translation + "\n")
+        for index, hypotheses in enumerate(results):
+            for translation, score in hypotheses:
+                if n_best == 1:
+                    target.write(translation + "\n")
+                else:
+                    target.write(f"{index} ||| {translation} ||| {score:.4f}\n")
 
 
 def _evaluate(args) -> None:
     from keras_nmt.evaluation import evaluate
     from keras_nmt.translator import Translator
 
-    print(evaluate(Translator.load(args.model), args.src, args.ref))
+    translator = Translator.load(args.model).with_decoding(args.beam_size)
+    print(evaluate(translator, args.src, args.ref))
 
 
 def _quickstart(args) -> None:
@@ -85,12 +96,17 @@ def parser() -> argparse.ArgumentParser:
     translate.add_argument("--input", help="source file (default: stdin)")
     translate.add_argument("--output", help="output file (default: stdout)")
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
+    translate.add_argument("--beam-size", type=int, help="beam size (1 = greedy; default: config)")
+    translate.add_argument(
+        "--n-best", type=int, help="hypotheses per sentence, written as INDEX ||| TEXT ||| SCORE"
+    )
     translate.set_defaults(run=_translate)
 
     evaluate = commands.add_parser("evaluate", help="sacreBLEU BLEU and chrF of a model")
     evaluate.add_argument("--model", required=True, help="a run directory")
     evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
     evaluate.add_argument("--ref", required=True, help="reference file (plain or .gz)")
+    evaluate.add_argument("--beam-size", type=int, help="beam size (1 = greedy; default: config)")
     evaluate.set_defaults(run=_evaluate)
 
     quickstart = commands.add_parser("quickstart", help="train and evaluate on the embedded corpus")

@@ -97,9 +97,16 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DecodeConfig:
-    """Inference settings used by `translate` and `evaluate`."""
+    """Inference settings used by `translate` and `evaluate`.
+
+    `beam_size` 1 is greedy search; `length_penalty` is GNMT's alpha (0 = off); `n_best`
+    hypotheses per sentence (<= beam_size) are returned where a caller asks for them.
+    """
 
     batch_size: int = dataclasses.field(default=64, metadata=_range(1))
+    beam_size: int = dataclasses.field(default=5, metadata=_range(1))
+    length_penalty: float = dataclasses.field(default=0.6, metadata=_range(0.0))
+    n_best: int = dataclasses.field(default=1, metadata=_range(1))
     max_length_ratio: float = dataclasses.field(default=2.0, metadata=_range(0.0, open_low=True))
     max_length_offset: int = dataclasses.field(default=10, metadata=_range(0))
     max_length: int = dataclasses.field(default=250, metadata=_range(1))
@@ -133,6 +140,11 @@ class Config:
 
     def __post_init__(self):
         _check_model(self.model, self.data)
+        if self.decode.n_best > self.decode.beam_size:
+            raise ConfigError(
+                f"decode.n_best: expected at most decode.beam_size ({self.decode.beam_size}), "
+                f"got {self.decode.n_best}"
+            )
 
     @classmethod
     def from_dict(cls, raw: Any, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import tensorflow as tf
 
 from keras_nmt.config import Config
-from keras_nmt.decoding import forbid_tokens, greedy_search
+from keras_nmt.decoding import forbid_tokens, search
 from keras_nmt.errors import UserError
 from keras_nmt.model import Seq2Seq
 from keras_nmt.run_dir import RunDir
@@ -77,31 +77,46 @@ class Translator(tf.Module):
         eos = tf.fill([ids.nrows(), 1], EOS_ID)
         return tf.concat([ids, eos], axis=1).to_tensor()
 
+    def with_decoding(self, beam_size: int | None = None, n_best: int | None = None) -> Translator:
+        """The same model with other decoding settings (validated like the config)."""
+        overrides = [f"decode.beam_size={beam_size}"] if beam_size is not None else []
+        overrides += [f"decode.n_best={n_best}"] if n_best is not None else []
+        config = self.config.replace(overrides) if overrides else self.config
+        return Translator(self.model, self.source_tokenizer, self.target_tokenizer, config)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def translate_text(self, text):
-        """Greedy translation of `text` `(batch,)`.
+        """Translates `text` `(batch,)` with the configured decoding (`config.decode`).
 
         Returns:
-            A dict: `translation` `(batch,)` string, `score` `(batch,)` float32 (the sum of
-            the token log-probabilities), `tokens` `(batch, L)` int32 and `lengths`
-            `(batch,)` int32 (see `DecodeResult`), `attention` `(batch, L, S)`.
+            A dict: `translation` `(batch,)` string and `score` `(batch,)` float32 of the
+            best hypothesis (its log-probability over GNMT's length penalty);
+            `translations` `(batch, n_best)` and `scores` `(batch, n_best)`, best first;
+            `attention` `(batch, L, S)`, the best hypothesis's attention weights.
             An input with no tokens translates to "" with score 0.
         """
+        decode = self.config.decode
         source = self.encode_text(text)
         source_lengths = tf.reduce_sum(tf.cast(source > 0, tf.int32), axis=1)
-        max_lengths = tf.where(
-            source_lengths > 1, max_decode_lengths(source_lengths, self.config.decode), 0
-        )
+        max_lengths = tf.where(source_lengths > 1, max_decode_lengths(source_lengths, decode), 0)
         state = self.model.initial_decoding_state(source)
         start = tf.fill([tf.shape(source)[0]], BOS_ID)
         step = forbid_tokens(self.model.step, [PAD_ID, BOS_ID])
-        result = greedy_search(step, start, state, EOS_ID, max_lengths)
-        hypotheses = tf.RaggedTensor.from_tensor(result.tokens, lengths=result.lengths)
+        result = search(
+            step, start, state, EOS_ID, max_lengths, decode.beam_size, decode.length_penalty,
+            decode.n_best,
+        )  # fmt: skip
+        batch, n_best = tf.shape(result.tokens)[0], tf.shape(result.tokens)[1]
+        flat_tokens = tf.reshape(result.tokens, [batch * n_best, -1])
+        hypotheses = tf.RaggedTensor.from_tensor(
+            flat_tokens, lengths=tf.reshape(result.lengths, [-1])
+        )
+        translations = tf.reshape(self.target_tokenizer.detokenize(hypotheses), [batch, n_best])
         return {
-            "translation": self.target_tokenizer.detokenize(hypotheses),
-            "score": result.scores,
-            "tokens": result.tokens,
-            "lengths": result.lengths,
+            "translation": translations[:, 0],
+            "score": result.scores[:, 0],
+            "translations": translations,
+            "scores": result.scores,
             "attention": result.attention,
         }
 
@@ -109,21 +124,28 @@ class Translator(tf.Module):
         self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
     ) -> list[str]:
         """Translates `sentences`, in batches of similar length; returns them in input order."""
-        return [t for t, _ in self.translate_with_scores(sentences, batch_size, progress)]
+        return [
+            hypotheses[0][0]
+            for hypotheses in self.translate_with_scores(sentences, batch_size, progress)
+        ]
 
     def translate_with_scores(
         self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
-    ) -> list[tuple[str, float]]:
-        """As `translate`, with each translation's score (sum of token log-probabilities)."""
+    ) -> list[list[tuple[str, float]]]:
+        """As `translate`, with each sentence's `decode.n_best` hypotheses and their scores,
+        best first."""
         batch_size = batch_size or self.config.decode.batch_size
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        results: list[tuple[str, float]] = [("", 0.0)] * len(sentences)
+        results: list[list[tuple[str, float]]] = [[]] * len(sentences)
         for batch in _progress(_chunks(order, batch_size), len(sentences), progress):
             output = self.translate_text(tf.constant([sentences[i] for i in batch], tf.string))
-            texts = output["translation"].numpy()
-            scores = output["score"].numpy()
-            for index, text, score in zip(batch, texts, scores):
-                results[index] = (text.decode("utf-8", errors="replace"), float(score))
+            texts = output["translations"].numpy()
+            scores = output["scores"].numpy()
+            for index, row_texts, row_scores in zip(batch, texts, scores):
+                results[index] = [
+                    (text.decode("utf-8", errors="replace"), float(score))
+                    for text, score in zip(row_texts, row_scores)
+                ]
         return results
 
 

@@ -57,6 +57,16 @@ def test_train_translate_evaluate(toy_corpus_dir, config_file, tmp_path):
     lines = result.stdout.split("\n")
     assert len(lines) == 4 and lines[3] == "" and lines[1] == ""  # the empty line stays empty
 
+    result = run(
+        "translate", "--model", str(run_dir), "--beam-size", "3", "--n-best", "2",
+        stdin="one two\nthree\n",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert [line.split(" ||| ")[0] for line in lines] == ["0", "0", "1", "1"]
+    scores = [float(line.split(" ||| ")[2]) for line in lines]
+    assert scores[0] >= scores[1] and scores[2] >= scores[3]  # best first
+
     output = tmp_path / "out.txt"
     source = toy_corpus_dir / "valid.en"
     result = run(
@@ -77,6 +87,11 @@ def test_train_translate_evaluate(toy_corpus_dir, config_file, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "BLEU = " in result.stdout and "nrefs:1|case:mixed" in result.stdout
     assert "chrF = " in result.stdout
+    greedy = run(
+        "evaluate", "--model", str(run_dir), "--src", str(source),
+        "--ref", str(toy_corpus_dir / "valid.de"), "--beam-size", "1",
+    )  # fmt: skip
+    assert greedy.returncode == 0 and "BLEU = " in greedy.stdout
 
 
 def test_misaligned_corpus_is_one_clear_line(toy_corpus_dir, config_file, tmp_path):

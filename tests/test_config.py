@@ -40,6 +40,7 @@ def test_yaml_and_overrides(tmp_path):
         ),
         ({"model": {"attention": "dot", "decoder_units": 128}}, "encoder_units == decoder_units"),
         ({"train": []}, "train: expected a mapping"),
+        ({"decode": {"beam_size": 2, "n_best": 3}}, "decode.n_best: expected at most"),
         ([1, 2], "expected a mapping of sections"),
     ],
 )

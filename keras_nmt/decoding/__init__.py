@@ -5,7 +5,17 @@
 and knows nothing of the model behind it.
 """
 
+from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
 from keras_nmt.decoding.greedy import DecodeResult, greedy_search
+from keras_nmt.decoding.search import search
 from keras_nmt.decoding.step import forbid_tokens
 
-__all__ = ["DecodeResult", "forbid_tokens", "greedy_search"]
+__all__ = [
+    "BeamResult",
+    "DecodeResult",
+    "beam_search",
+    "forbid_tokens",
+    "greedy_search",
+    "length_penalty",
+    "search",
+]

@@ -1,0 +1,145 @@
+"""Batched beam search in one tf.while_loop over `batch * beam` flattened hypotheses.
+
+- Every leaf of the step state is repeated `beam` times along the batch axis once, then
+  re-gathered along the beam axis at every step with one `tf.nest.map_structure`.
+- A finished hypothesis is frozen: it may only extend with PAD at no cost, so its score and
+  length stop changing.
+- Candidates are ranked by the GNMT length-normalised score
+  `log P(y) / lp(|y|)`, `lp(n) = ((5 + n) / 6) ** alpha` (Wu et al. 2016, eq. 14; alpha = 0
+  turns it off), where `|y|` counts the emitted tokens, EOS included.
+- The loop stops as soon as every hypothesis of every sentence has finished (EOS, or the
+  sentence's maximum length).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import tensorflow as tf
+
+from keras_nmt.decoding.greedy import StepFn, write_at
+from keras_nmt.tokenizer import PAD_ID
+
+
+class BeamResult(NamedTuple):
+    """The n best hypotheses per sentence, best first.
+
+    tokens: `(batch, n, L)` int32; each hypothesis, its EOS (if any), then PAD.
+    lengths: `(batch, n)` int32; the tokens before EOS (what to detokenize).
+    scores: `(batch, n)` float32; `log P(y) / lp(|y|)`.
+    attention: `(batch, L, S)` float32; the attention weights of the best hypothesis.
+    """
+
+    tokens: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+    attention: tf.Tensor
+
+
+def length_penalty(lengths, alpha: float):
+    """GNMT's `((5 + n) / 6) ** alpha` for float lengths `n`."""
+    return tf.pow((5.0 + lengths) / 6.0, alpha)
+
+
+def tile_beams(state: Any, beam_size: int) -> Any:
+    """Repeats every leaf `(batch, ...)` to `(batch * beam, ...)`, beams of a sentence adjacent."""
+    return tf.nest.map_structure(lambda x: tf.repeat(x, beam_size, axis=0), state)
+
+
+def gather_beams(state: Any, indices) -> Any:
+    """Picks rows `indices` `(batch * beam,)` of every leaf `(batch * beam, ...)`."""
+    return tf.nest.map_structure(lambda x: tf.gather(x, indices, axis=0), state)
+
+
+def beam_search(
+    step: StepFn,
+    start_ids: tf.Tensor,
+    initial_state: Any,
+    end_id: int,
+    max_lengths: tf.Tensor,
+    beam_size: int,
+    length_penalty_alpha: float = 0.0,
+    n_best: int = 1,
+) -> BeamResult:
+    """Beam search over `step` (see `keras_nmt.decoding`).
+
+    Args:
+        step: the step function.
+        start_ids: `(batch,)` int32 first input tokens (BOS).
+        initial_state: the step state for the batch (leaves `(batch, ...)`).
+        end_id: the EOS id.
+        max_lengths: `(batch,)` int32, the most tokens (EOS included) each sentence may emit.
+        beam_size: hypotheses kept per sentence, >= 1.
+        length_penalty_alpha: GNMT alpha, >= 0.
+        n_best: hypotheses returned per sentence, 1 <= n_best <= beam_size.
+
+    Returns:
+        A `BeamResult`.
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size: expected >= 1, received {beam_size}")
+    if not 1 <= n_best <= beam_size:
+        raise ValueError(f"n_best: expected 1 <= n_best <= beam_size ({beam_size}), got {n_best}")
+    if length_penalty_alpha < 0:
+        raise ValueError(f"length_penalty_alpha: expected >= 0, received {length_penalty_alpha}")
+    k = beam_size
+    batch = tf.shape(start_ids)[0]
+    flat = batch * k
+    max_lengths = tf.cast(max_lengths, tf.int32)
+    length = tf.reduce_max(tf.concat([max_lengths, [0]], axis=0))
+    beam_max_lengths = tf.repeat(max_lengths, k)  # (batch * k,)
+    # Row offsets of each sentence's beams in the flattened batch.
+    offsets = tf.repeat(tf.range(batch) * k, k)  # (batch * k,)
+
+    log_probs, state, attention = step(tf.repeat(start_ids, k), tile_beams(initial_state, k))
+    vocab = tf.shape(log_probs)[1]
+    # Only the first beam of each sentence is alive at the start.
+    cumulative = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -float("inf"))], 0), [batch])
+    finished = tf.less_equal(beam_max_lengths, 0)
+    lengths = tf.zeros([flat], tf.int32)
+    tokens = tf.fill([flat, length], PAD_ID)
+    weights = tf.zeros([flat, length, tf.shape(attention)[1]], attention.dtype)
+    # The one continuation of a finished hypothesis: PAD at no cost.
+    frozen = tf.where(tf.equal(tf.range(vocab), PAD_ID), 0.0, -float("inf"))  # (V,)
+
+    def body(t, log_probs, state, attention, cumulative, finished, lengths, tokens, weights):
+        log_probs = tf.cast(log_probs, tf.float32)
+        log_probs = tf.where(finished[:, None], frozen[None, :], log_probs)  # (batch * k, V)
+        candidates = cumulative[:, None] + log_probs  # (batch * k, V)
+        new_lengths = tf.cast(lengths + tf.cast(~finished, tf.int32), tf.float32)
+        normalised = candidates / length_penalty(new_lengths, length_penalty_alpha)[:, None]
+        _, best = tf.math.top_k(tf.reshape(normalised, [batch, k * vocab]), k=k)  # (batch, k)
+        best = tf.reshape(best, [flat])
+        origin = offsets + best // vocab  # (batch * k,) rows the new beams extend
+        token = best % vocab
+
+        state = gather_beams(state, origin)
+        was_finished = tf.gather(finished, origin)
+        cumulative = tf.gather(tf.reshape(candidates, [-1]), origin * vocab + token)
+        lengths = tf.gather(lengths, origin) + tf.cast(~was_finished, tf.int32)
+        tokens = write_at(tf.gather(tokens, origin), t, token)
+        step_attention = tf.where(was_finished[:, None], 0.0, tf.gather(attention, origin))
+        weights = write_at(tf.gather(weights, origin), t, step_attention)
+        finished = was_finished | tf.equal(token, end_id) | (t + 1 >= beam_max_lengths)
+        log_probs, state, attention = step(token, state)
+        return t + 1, log_probs, state, attention, cumulative, finished, lengths, tokens, weights
+
+    def cond(t, *loop_vars):
+        return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(loop_vars[4])))
+
+    loop_vars = (tf.constant(0), log_probs, state, attention, cumulative, finished, lengths)
+    loop_vars += (tokens, weights)
+    _, _, _, _, cumulative, _, lengths, tokens, weights = tf.while_loop(cond, body, loop_vars)
+
+    scores = cumulative / length_penalty(tf.cast(lengths, tf.float32), length_penalty_alpha)
+    scores = tf.reshape(scores, [batch, k])
+    # Beams are ranked by normalised score at every step; rank once more after the last one.
+    scores, order = tf.math.top_k(scores, k=n_best)  # (batch, n)
+    rows = tf.reshape(tf.range(batch)[:, None] * k + order, [-1])  # (batch * n,)
+    tokens = tf.reshape(tf.gather(tokens, rows), [batch, n_best, length])
+    lengths = tf.reshape(tf.gather(lengths, rows), [batch, n_best])
+    padded = tf.pad(tokens, [[0, 0], [0, 0], [0, 1]])  # a PAD column, so L = 0 still indexes
+    last = tf.gather(padded, tf.maximum(lengths - 1, 0), axis=2, batch_dims=2)
+    ended = tf.logical_and(lengths > 0, tf.equal(last, end_id))
+    best_weights = tf.gather(weights, tf.range(batch) * k + order[:, 0])
+    return BeamResult(tokens, lengths - tf.cast(ended, tf.int32), scores, best_weights)

@@ -1,0 +1,40 @@
+"""`search`: the configured strategy, beam search, or greedy when the beam is 1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
+from keras_nmt.decoding.greedy import StepFn, greedy_search
+
+
+def search(
+    step: StepFn,
+    start_ids: tf.Tensor,
+    initial_state: Any,
+    end_id: int,
+    max_lengths: tf.Tensor,
+    beam_size: int = 1,
+    length_penalty_alpha: float = 0.0,
+    n_best: int = 1,
+) -> BeamResult:
+    """Beam search of `beam_size`, delegating to greedy search (same result, less work) when
+    `beam_size` is 1; arguments and result as `beam_search`. Greedy scores get the same
+    length normalisation, so scores mean the same whatever the beam."""
+    if beam_size > 1:
+        return beam_search(
+            step, start_ids, initial_state, end_id, max_lengths, beam_size,
+            length_penalty_alpha, n_best,
+        )  # fmt: skip
+    if n_best != 1:
+        raise ValueError(f"n_best: expected 1 with greedy search (beam_size 1), got {n_best}")
+    result = greedy_search(step, start_ids, initial_state, end_id, max_lengths)
+    padded = tf.pad(result.tokens, [[0, 0], [0, 1]])
+    ended = tf.equal(tf.gather(padded, result.lengths, axis=1, batch_dims=1), end_id)
+    emitted = result.lengths + tf.cast(ended, tf.int32)  # EOS included
+    scores = result.scores / length_penalty(tf.cast(emitted, tf.float32), length_penalty_alpha)
+    return BeamResult(
+        result.tokens[:, None], result.lengths[:, None], scores[:, None], result.attention
+    )
