@@ -2,7 +2,8 @@
 
 `Translator.translate_text` is a `tf.function` over a string batch: tokenize, truncate to
 `export.max_input_tokens` (EOS included), append EOS, encode once, decode, drop everything
-from EOS on, detokenize. It is traced once per process; exports serve the same function.
+from EOS on, detokenize. Each Translator traces it once (its decoding settings are constants
+of the graph); exports will serve the same function.
 """
 
 from __future__ import annotations
