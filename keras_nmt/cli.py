@@ -34,19 +34,50 @@ def _translate(args) -> None:
     from keras_nmt.translator import Translator
 
     translator = Translator.load(args.model).with_decoding(args.beam_size, args.n_best)
-    with _open(args.input, "r") as source:
-        sentences = [line.rstrip("\r\n") for line in source]
-    results = translator.translate_with_scores(
-        sentences, batch_size=args.batch_size, progress=args.input is not None
-    )
     n_best = translator.config.decode.n_best
-    with _open(args.output, "w") as target:
-        for index, hypotheses in enumerate(results):
-            for translation, score in hypotheses:
-                if n_best == 1:
-                    target.write(translation + "\n")
-                else:
-                    target.write(f"{index} ||| {translation} ||| {score:.4f}\n")
+    index = 0
+    with _open(args.input, "r") as source, _open(args.output, "w") as target:
+        with _progress(args.input) as bar:
+            for chunk in _line_chunks(source, TRANSLATE_CHUNK):
+                results = translator.translate_with_scores(chunk, batch_size=args.batch_size)
+                for hypotheses in results:
+                    for translation, score in hypotheses:
+                        if n_best == 1:
+                            target.write(translation + "\n")
+                        else:
+                            target.write(f"{index} ||| {translation} ||| {score:.4f}\n")
+                    index += 1
+                target.flush()
+                bar.update(len(chunk))
+
+
+# Lines read, translated and written at a time: memory stays bounded for any file size, and
+# each chunk is still large enough to batch sentences of similar length together.
+TRANSLATE_CHUNK = 2048
+
+
+def _line_chunks(handle, size: int):
+    chunk = []
+    for line in handle:
+        chunk.append(line.rstrip("\r\n"))
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@contextlib.contextmanager
+def _progress(path: str | None):
+    """A tqdm bar on stderr over the lines of `path`; a no-op for stdin."""
+    from tqdm import tqdm
+
+    total = None
+    if path is not None:
+        with open(path, "rb") as handle:
+            total = sum(1 for _ in handle)
+    with tqdm(total=total, unit="sent", desc="translating", disable=path is None) as bar:
+        yield bar
 
 
 def _evaluate(args) -> None:

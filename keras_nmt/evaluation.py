@@ -53,5 +53,5 @@ def evaluate(translator, source: str | pathlib.Path, reference: str | pathlib.Pa
     corpus = ParallelCorpus(source=pathlib.Path(source), target=pathlib.Path(reference))
     corpus.check()
     sources = list(corpus.source_lines())
-    hypotheses = translator.translate(sources, progress=False)
+    hypotheses = translator.translate(sources)
     return score(hypotheses, list(corpus.target_lines()))

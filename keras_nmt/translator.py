@@ -121,24 +121,21 @@ class Translator(tf.Module):
             "attention": result.attention,
         }
 
-    def translate(
-        self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
-    ) -> list[str]:
+    def translate(self, sentences: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Translates `sentences`, in batches of similar length; returns them in input order."""
         return [
-            hypotheses[0][0]
-            for hypotheses in self.translate_with_scores(sentences, batch_size, progress)
+            hypotheses[0][0] for hypotheses in self.translate_with_scores(sentences, batch_size)
         ]
 
     def translate_with_scores(
-        self, sentences: Sequence[str], batch_size: int | None = None, progress: bool = False
+        self, sentences: Sequence[str], batch_size: int | None = None
     ) -> list[list[tuple[str, float]]]:
         """As `translate`, with each sentence's `decode.n_best` hypotheses and their scores,
         best first."""
         batch_size = batch_size or self.config.decode.batch_size
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         results: list[list[tuple[str, float]]] = [[]] * len(sentences)
-        for batch in _progress(_chunks(order, batch_size), len(sentences), progress):
+        for batch in _chunks(order, batch_size):
             output = self.translate_text(tf.constant([sentences[i] for i in batch], tf.string))
             texts = output["translations"].numpy()
             scores = output["scores"].numpy()
@@ -153,15 +150,3 @@ class Translator(tf.Module):
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _progress(batches: Iterable[list[int]], total: int, enabled: bool) -> Iterable[list[int]]:
-    if not enabled:
-        yield from batches
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit="sent", desc="translating") as bar:
-        for batch in batches:
-            yield batch
-            bar.update(len(batch))

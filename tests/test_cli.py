@@ -165,3 +165,12 @@ def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path
     # Resumed, not restarted: epoch 2 starts from trained weights, so its loss is far below
     # the first epoch's.
     assert history[1]["loss"] < 0.5 * history[0]["loss"]
+
+
+def test_input_is_read_in_bounded_chunks():
+    import io
+
+    from keras_nmt.cli import _line_chunks
+
+    chunks = list(_line_chunks(io.StringIO("a\nb\r\n\nc\nd\n"), 2))
+    assert chunks == [["a", "b"], ["", "c"], ["d"]]

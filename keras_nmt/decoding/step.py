@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_nmt.decoding.greedy import StepFn
@@ -16,14 +17,15 @@ def forbid_tokens(step: StepFn, token_ids: Sequence[int]) -> StepFn:
 
     def forbidden_step(tokens, state):
         log_probs, state, attention = step(tokens, state)
-        vocab = tf.shape(log_probs)[-1]
-        forbidden = tf.reduce_any(
-            tf.equal(tf.range(vocab)[:, None], tf.constant(list(token_ids))[None, :]), axis=1
-        )
-        return (
-            tf.where(forbidden, tf.constant(-float("inf"), log_probs.dtype), log_probs),
-            state,
-            attention,
-        )
+        vocab = log_probs.shape[-1]
+        if vocab is not None:  # the usual case: a constant mask, built once at tracing
+            forbidden = tf.constant(np.isin(np.arange(vocab), list(token_ids)))
+        else:
+            ids = tf.constant(list(token_ids), tf.int32)
+            forbidden = tf.reduce_any(
+                tf.equal(tf.range(tf.shape(log_probs)[-1])[:, None], ids[None, :]), axis=1
+            )
+        minus_inf = tf.constant(-float("inf"), log_probs.dtype)
+        return tf.where(forbidden, minus_inf, log_probs), state, attention
 
     return forbidden_step
