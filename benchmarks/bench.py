@@ -44,13 +44,22 @@ def machine() -> dict:
     }
 
 
+def row(part: str, config: str, metric: str, value: float, unit: str) -> dict:
+    """One line of the table (and of the JSON)."""
+    return {"part": part, "config": config, "metric": metric, "value": value, "unit": unit}
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def bench_train(steps: int) -> list[dict]:
     from keras_nmt import default_corpus
     from keras_nmt.config import Config
     from keras_nmt.quickstart import quickstart_config
     from keras_nmt.training import train
 
-    work = pathlib.Path(tempfile.mkdtemp(prefix="keras_nmt_bench_"))
     measure = [
         "train.epochs=1",
         f"train.steps_per_epoch={steps}",
@@ -58,27 +67,22 @@ def bench_train(steps: int) -> list[dict]:
         "train.early_stopping_patience=null",
         "data.valid=null",
     ]
-    if MULTI30K.is_dir():
-        name = "multi30k_en_de"
-        config = Config.from_yaml(
-            REPO / "configs" / "multi30k_en_de.yaml", [f"data.dir={MULTI30K}", *measure]
-        )
-    else:
-        name = "quickstart"
-        config = quickstart_config(work / "quickstart", measure)
-        default_corpus.write_corpus(config.data.dir)
-    result = train(config, work / "run", log=lambda _: None)
+    with tempfile.TemporaryDirectory(prefix="keras_nmt_bench_") as directory:
+        work = pathlib.Path(directory)
+        if MULTI30K.is_dir():
+            name = "multi30k_en_de"
+            config = Config.from_yaml(
+                REPO / "configs" / "multi30k_en_de.yaml", [f"data.dir={MULTI30K}", *measure]
+            )
+        else:
+            name = "quickstart"
+            config = quickstart_config(work / "quickstart", measure)
+            default_corpus.write_corpus(config.data.dir)
+        result = train(config, work / "run", log=lambda _: None)
     rate = result.history[-1]["target_tokens_per_second"]
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [
-        {
-            "part": "train",
-            "config": name,
-            "metric": "throughput",
-            "value": rate,
-            "unit": "target tok/s",
-        },
-        {"part": "train", "config": name, "metric": "peak RSS", "value": peak_mib, "unit": "MiB"},
+        row("train", name, "throughput", rate, "target tok/s"),
+        row("train", name, "peak RSS", peak_rss_mib(), "MiB"),
     ]
 
 
@@ -113,38 +117,24 @@ def bench_decode(model_dir: pathlib.Path) -> list[dict]:
         batch1 = 100 / (time.perf_counter() - start)
         bleu = score(hypotheses, references).bleu
         rows += [
-            {
-                "part": "decode",
-                "config": model_dir.name,
-                "metric": f"{name} BLEU",
-                "value": bleu,
-                "unit": "val BLEU",
-            },
-            {
-                "part": "decode",
-                "config": model_dir.name,
-                "metric": f"{name} b64",
-                "value": batch64,
-                "unit": "sent/s",
-            },
-            {
-                "part": "decode",
-                "config": model_dir.name,
-                "metric": f"{name} b1",
-                "value": batch1,
-                "unit": "sent/s",
-            },
+            row("decode", model_dir.name, f"{name} BLEU", bleu, "val BLEU"),
+            row("decode", model_dir.name, f"{name} b64", batch64, "sent/s"),
+            row("decode", model_dir.name, f"{name} b1", batch1, "sent/s"),
         ]
-    rows.append(
-        {
-            "part": "decode",
-            "config": model_dir.name,
-            "metric": "peak RSS",
-            "value": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "unit": "MiB",
-        }
-    )
+    rows.append(row("decode", model_dir.name, "peak RSS", peak_rss_mib(), "MiB"))
     return rows
+
+
+def run_part(part: str, args) -> list[dict]:
+    """Runs `--part part` in a child process and returns its rows."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as directory:
+        output = pathlib.Path(directory) / "rows.json"
+        command = [sys.executable, __file__, "--part", part, "--steps", str(args.steps)]
+        command += ["--json", str(output)] + (["--model", args.model] if args.model else [])
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(output.read_text())["rows"] if output.is_file() else []
 
 
 def main(argv=None) -> int:
@@ -159,9 +149,13 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="also write the rows and the machine to this JSON file")
     args = parser.parse_args(argv)
     rows = []
-    if args.part in ("all", "train"):
+    if args.part == "all":
+        # Each part in a process of its own, so that each peak RSS is that part's alone.
+        for part in ("train", "decode"):
+            rows += run_part(part, args)
+    elif args.part == "train":
         rows += bench_train(args.steps)
-    if args.part in ("all", "decode"):
+    else:
         model = pathlib.Path(args.model) if args.model else default_model()
         if model is None:
             print("decode: no trained model (train one, or pass --model RUN_DIR); skipped")
@@ -174,9 +168,9 @@ def main(argv=None) -> int:
     )
     print(f"| {'part':<6} | {'config':<15} | {'metric':<11} | {'value':>10} | unit |")
     print(f"|{'-' * 8}|{'-' * 17}|{'-' * 13}|{'-' * 12}|------|")
-    for row in rows:
-        cells = f"{row['part']:<6} | {row['config']:<15} | {row['metric']:<11}"
-        print(f"| {cells} | {row['value']:>10.1f} | {row['unit']} |")
+    for line in rows:
+        cells = f"{line['part']:<6} | {line['config']:<15} | {line['metric']:<11}"
+        print(f"| {cells} | {line['value']:>10.1f} | {line['unit']} |")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"machine": info, "rows": rows}, indent=2))
     return 0

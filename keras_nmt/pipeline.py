@@ -1,6 +1,6 @@
 """The tf.data input pipeline from raw text pairs to padded teacher-forcing batches.
 
-tokenize -> append EOS to the source -> filter (empty side, too long) -> [cache] ->
+tokenize -> append EOS to the source -> cache -> filter (empty side, too long) ->
 shuffle (seeded) -> teacher-forcing shift -> length bucketing (sentence- or token-based
 batches, little padding) -> prefetch.
 
@@ -67,25 +67,19 @@ def _status(source_ids, target_ids, data: DataConfig):
     return tf.where(empty, 1, tf.where(too_long, 2, 0))
 
 
-def filtered_pairs(
-    corpus: ParallelCorpus,
-    source_tokenizer: Tokenizer,
-    target_tokenizer: Tokenizer,
-    data: DataConfig,
+def tokenized_corpus(
+    corpus: ParallelCorpus, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
 ) -> tf.data.Dataset:
-    """Tokenized pairs with empty and over-long pairs removed."""
-    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer)
-    return tokenized.filter(lambda s, t: tf.equal(_status(s, t, data), 0))
+    """The corpus tokenized once: `tokenize_pairs`, cached in memory after its first full pass.
+
+    Counting (`count_filtered`, `count_batches`) and every training epoch read the same cache,
+    so the corpus is tokenized a single time.
+    """
+    return tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer).cache()
 
 
-def count_filtered(
-    corpus: ParallelCorpus,
-    source_tokenizer: Tokenizer,
-    target_tokenizer: Tokenizer,
-    data: DataConfig,
-) -> FilterCounts:
-    """One streaming pass that counts what `filtered_pairs` keeps and drops."""
-    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer)
+def count_filtered(tokenized: tf.data.Dataset, data: DataConfig) -> FilterCounts:
+    """One streaming pass over `tokenized` pairs that counts what filtering keeps and drops."""
 
     def add(totals, pair):
         status = _status(*pair, data)
@@ -134,19 +128,15 @@ def batch_by_length(
 
 
 def make_dataset(
-    corpus: ParallelCorpus,
-    source_tokenizer: Tokenizer,
-    target_tokenizer: Tokenizer,
+    tokenized: tf.data.Dataset,
     data: DataConfig,
     train: TrainConfig,
     shuffle: bool,
 ) -> tf.data.Dataset:
-    """The batched, padded teacher-forcing dataset for `model.fit` (see module docstring).
-
-    Tokenized pairs are cached in memory after the first pass, so later epochs skip
-    tokenization; shuffling is seeded with `train.seed` and differs between epochs.
-    """
-    examples = filtered_pairs(corpus, source_tokenizer, target_tokenizer, data).cache()
+    """The batched, padded teacher-forcing dataset for `model.fit` (see module docstring),
+    from `tokenized_corpus` pairs; shuffling is seeded with `train.seed` and differs between
+    epochs."""
+    examples = tokenized.filter(lambda s, t: tf.equal(_status(s, t, data), 0))
     if shuffle:
         examples = examples.shuffle(
             train.shuffle_buffer, seed=train.seed, reshuffle_each_iteration=True

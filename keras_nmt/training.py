@@ -24,7 +24,13 @@ from keras_nmt.errors import UserError
 from keras_nmt.losses import MaskedNLL
 from keras_nmt.metrics import Perplexity, TokenAccuracy
 from keras_nmt.model import Seq2Seq
-from keras_nmt.pipeline import FilterCounts, count_batches, count_filtered, make_dataset
+from keras_nmt.pipeline import (
+    FilterCounts,
+    count_batches,
+    count_filtered,
+    make_dataset,
+    tokenized_corpus,
+)
 from keras_nmt.run_dir import RunDir
 from keras_nmt.tokenizer import Tokenizer, train_sentencepiece
 
@@ -153,25 +159,18 @@ def train(
     keras.utils.set_random_seed(config.train.seed)
 
     source_tokenizer, target_tokenizer = tokenizers(run, config, train_corpus, log)
-    train_counts = count_filtered(train_corpus, source_tokenizer, target_tokenizer, config.data)
+    train_tokenized = tokenized_corpus(train_corpus, source_tokenizer, target_tokenizer)
+    train_counts = count_filtered(train_tokenized, config.data)
     log(f"training data: {train_counts}")
     if train_counts.kept == 0:
         raise UserError(f"{train_corpus.name}: no training pair left after filtering")
-    train_data = make_dataset(
-        train_corpus, source_tokenizer, target_tokenizer, config.data, config.train, shuffle=True
-    )
+    train_data = make_dataset(train_tokenized, config.data, config.train, shuffle=True)
     valid_counts = valid_data = None
     if valid_corpus is not None:
-        valid_counts = count_filtered(valid_corpus, source_tokenizer, target_tokenizer, config.data)
+        valid_tokenized = tokenized_corpus(valid_corpus, source_tokenizer, target_tokenizer)
+        valid_counts = count_filtered(valid_tokenized, config.data)
         log(f"validation data: {valid_counts}")
-        valid_data = make_dataset(
-            valid_corpus,
-            source_tokenizer,
-            target_tokenizer,
-            config.data,
-            config.train,
-            shuffle=False,
-        )
+        valid_data = make_dataset(valid_tokenized, config.data, config.train, shuffle=False)
         # A known batch count spares Keras's "ran out of data" warning at every validation.
         valid_data = valid_data.apply(
             tf.data.experimental.assert_cardinality(count_batches(valid_data))
@@ -214,7 +213,7 @@ def train(
     # A line per epoch instead of Keras's progress bar: with `verbose` 1 or 2, every epoch
     # after the first ran about 60% slower here (Keras 3.15, TF 2.21).
     callbacks.append(EpochLogger(log, config.train.epochs))
-    # One pass counts the batches (and fills the in-memory cache); the count is the same in
+    # One pass counts the batches (reading the tokenized cache); the count is the same in
     # every pass. Fitting on the repeated dataset with that many steps per epoch keeps one
     # iterator for the whole run and gives Keras a known epoch length (no "ran out of data").
     batches = count_batches(train_data)

@@ -2,7 +2,7 @@ import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.pipeline import count_filtered, make_dataset, teacher_forcing
+from keras_nmt.pipeline import count_filtered, make_dataset, teacher_forcing, tokenized_corpus
 from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 from tests.conftest import write_pairs
 
@@ -17,27 +17,27 @@ def test_teacher_forcing_shift():
 def _setup(tmp_path, sp_models, pairs):
     write_pairs(tmp_path, "train", pairs)
     corpus = ParallelCorpus.from_prefix(tmp_path, "train", "en", "de")
-    return corpus, Tokenizer.load(sp_models[0]), Tokenizer.load(sp_models[1])
+    return tokenized_corpus(corpus, Tokenizer.load(sp_models[0]), Tokenizer.load(sp_models[1]))
 
 
 def test_empty_and_long_pairs_are_dropped_and_counted(tmp_path, sp_models):
     long = " ".join(["one two three"] * 20)
     pairs = [("one two", "TWO ONE"), ("", "ONE"), ("three", "   "), (long, "ONE"), ("four", "FOUR")]
-    corpus, source, target = _setup(tmp_path, sp_models, pairs)
+    tokenized = _setup(tmp_path, sp_models, pairs)
     data = DataConfig(max_source_length=20, max_target_length=20)
-    counts = count_filtered(corpus, source, target, data)
+    counts = count_filtered(tokenized, data)
     assert (counts.kept, counts.empty, counts.too_long) == (2, 2, 1)
     assert "2 pairs kept, 2 dropped with an empty side, 1 dropped as too long" == str(counts)
-    batches = list(make_dataset(corpus, source, target, data, TrainConfig(), shuffle=False))
+    batches = list(make_dataset(tokenized, data, TrainConfig(), shuffle=False))
     assert sum(int(b[1].shape[0]) for b in batches) == 2
 
 
 def test_batches_are_padded_shifted_and_grouped_by_length(tmp_path, sp_models):
     from tests.conftest import toy_pairs
 
-    corpus, source, target = _setup(tmp_path, sp_models, toy_pairs(48))
+    tokenized = _setup(tmp_path, sp_models, toy_pairs(48))
     train = TrainConfig(batch_size=8, bucket_width=3, seed=1)
-    batches = list(make_dataset(corpus, source, target, DataConfig(), train, shuffle=True))
+    batches = list(make_dataset(tokenized, DataConfig(), train, shuffle=True))
     assert sum(int(b[1].shape[0]) for b in batches) == 48
     for inputs, labels in batches:
         src, dec = inputs["source"].numpy(), inputs["decoder_input"].numpy()
@@ -53,16 +53,16 @@ def test_batches_are_padded_shifted_and_grouped_by_length(tmp_path, sp_models):
             n = int((y != PAD_ID).sum())
             assert y[n - 1] == EOS_ID and (d[1:n] == y[: n - 1]).all()
     # Seeded shuffling: the same seed gives the same batches.
-    again = list(make_dataset(corpus, source, target, DataConfig(), train, shuffle=True))
+    again = list(make_dataset(tokenized, DataConfig(), train, shuffle=True))
     assert all((a[1].numpy() == b[1].numpy()).all() for a, b in zip(batches, again, strict=True))
 
 
 def test_token_batches_respect_the_token_budget(tmp_path, sp_models):
     from tests.conftest import toy_pairs
 
-    corpus, source, target = _setup(tmp_path, sp_models, toy_pairs(48))
+    tokenized = _setup(tmp_path, sp_models, toy_pairs(48))
     train = TrainConfig(batch_size=40, batch_type="tokens", bucket_width=4)
-    for inputs, labels in make_dataset(corpus, source, target, DataConfig(), train, shuffle=False):
+    for inputs, labels in make_dataset(tokenized, DataConfig(), train, shuffle=False):
         width = max(inputs["source"].shape[1], labels.shape[1])
         upper = (width // 4 + 1) * 4  # the bucket's exclusive upper bound
         assert labels.shape[0] * (upper - 1) <= max(40, upper)

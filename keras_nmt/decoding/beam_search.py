@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_nmt.decoding.greedy import StepFn, write_at
+from keras_nmt.decoding.greedy import StepFn, token_at, write_at
 from keras_nmt.tokenizer import PAD_ID
 
 
@@ -138,8 +138,7 @@ def beam_search(
     rows = tf.reshape(tf.range(batch)[:, None] * k + order, [-1])  # (batch * n,)
     tokens = tf.reshape(tf.gather(tokens, rows), [batch, n_best, length])
     lengths = tf.reshape(tf.gather(lengths, rows), [batch, n_best])
-    padded = tf.pad(tokens, [[0, 0], [0, 0], [0, 1]])  # a PAD column, so L = 0 still indexes
-    last = tf.gather(padded, tf.maximum(lengths - 1, 0), axis=2, batch_dims=2)
+    last = token_at(tokens, tf.maximum(lengths - 1, 0))
     ended = tf.logical_and(lengths > 0, tf.equal(last, end_id))
     best_weights = tf.gather(weights, tf.range(batch) * k + order[:, 0])
     return BeamResult(tokens, lengths - tf.cast(ended, tf.int32), scores, best_weights)

@@ -38,6 +38,14 @@ def write_at(buffer, t, values):
     return tf.where(at_t, tf.expand_dims(values, 1), buffer)
 
 
+def token_at(tokens, positions):
+    """The token at `positions` `(...)` along the last axis of `tokens` `(..., L)`; PAD where
+    the position is past the end (so a hypothesis of maximum length, or L = 0, reads PAD)."""
+    padded = tf.pad(tokens, [[0, 0]] * (tokens.shape.rank - 1) + [[0, 1]], constant_values=PAD_ID)
+    last = tf.shape(padded)[-1] - 1
+    return tf.gather(padded, tf.minimum(positions, last), axis=-1, batch_dims=positions.shape.rank)
+
+
 def greedy_search(
     step: StepFn,
     start_ids: tf.Tensor,

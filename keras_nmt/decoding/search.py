@@ -7,7 +7,7 @@ from typing import Any
 import tensorflow as tf
 
 from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
-from keras_nmt.decoding.greedy import StepFn, greedy_search
+from keras_nmt.decoding.greedy import StepFn, greedy_search, token_at
 
 
 def search(
@@ -31,8 +31,7 @@ def search(
     if n_best != 1:
         raise ValueError(f"n_best: expected 1 with greedy search (beam_size 1), got {n_best}")
     result = greedy_search(step, start_ids, initial_state, end_id, max_lengths)
-    padded = tf.pad(result.tokens, [[0, 0], [0, 1]])
-    ended = tf.equal(tf.gather(padded, result.lengths, axis=1, batch_dims=1), end_id)
+    ended = tf.equal(token_at(result.tokens, result.lengths), end_id)
     emitted = result.lengths + tf.cast(ended, tf.int32)  # EOS included
     scores = result.scores / length_penalty(tf.cast(emitted, tf.float32), length_penalty_alpha)
     return BeamResult(

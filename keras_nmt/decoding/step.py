@@ -18,13 +18,12 @@ def forbid_tokens(step: StepFn, token_ids: Sequence[int]) -> StepFn:
     def forbidden_step(tokens, state):
         log_probs, state, attention = step(tokens, state)
         vocab = log_probs.shape[-1]
-        if vocab is not None:  # the usual case: a constant mask, built once at tracing
-            forbidden = tf.constant(np.isin(np.arange(vocab), list(token_ids)))
-        else:
-            ids = tf.constant(list(token_ids), tf.int32)
-            forbidden = tf.reduce_any(
-                tf.equal(tf.range(tf.shape(log_probs)[-1])[:, None], ids[None, :]), axis=1
+        if vocab is None:
+            raise ValueError(
+                "forbid_tokens: expected log-probabilities of a static vocabulary size"
             )
+        # A constant mask, built once when the decode loop is traced.
+        forbidden = tf.constant(np.isin(np.arange(vocab), list(token_ids)))
         minus_inf = tf.constant(-float("inf"), log_probs.dtype)
         return tf.where(forbidden, minus_inf, log_probs), state, attention
 
