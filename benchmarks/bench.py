@@ -2,23 +2,25 @@
 
 Parts (`--part`, or `make bench BENCH=...`):
   train   training throughput: non-PAD target tokens per second, the median over timed steps
-          after warm-up (each step timed by a callback: the wall time of a whole `fit` call can
-          include seconds of teardown), on configs/multi30k_en_de.yaml when ../shared/data is
-          there, else on the quickstart corpus; and the process's peak resident memory.
+          after warm-up (each step timed by a callback: the wall time of a whole training call
+          can include seconds of teardown), on configs/multi30k_en_de.yaml when ../shared/data
+          is there, else on the quickstart corpus; and the process's peak resident memory.
+          `--set section.key=value` (make: `SET="train.accumulation_steps=2 ..."`) changes the
+          config, e.g. to compare mixed precision or accumulation.
 
   decode  for a trained run directory (`--model`, default runs/multi30k_en_de, else
           runs/quickstart): validation BLEU (sacreBLEU, cased) with greedy search and with
-          beam 5, and decoding throughput in sentences per second at batch 1 (the first 100
-          validation sentences one at a time) and batch 64 (the whole validation set), after
-          a warm-up call.
+          beam 5, and decoding throughput in sentences and target tokens (pieces + EOS) per
+          second at batch 1 (the first 100 validation sentences one at a time) and batch 64
+          (the whole validation set), after a warm-up call.
 
   export  for each trained run directory (`--model`, default runs/quickstart and
           runs/multi30k_en_de where present): exports a SavedModel, then in a clean process
           (TensorFlow and tensorflow-text only, as a model server has) measures its size on
           disk, load time, `serving_default` latency p50/p95 for one sentence (the first 100
           validation sentences) and per batch of 64 (the validation set), sentences per
-          second at batch 64 for beam (`serving_default`) and greedy (`translate_greedy`),
-          and the clean process's peak resident memory.
+          and target tokens per second at batch 64 for beam (`serving_default`) and greedy
+          (`translate_greedy`), and the clean process's peak resident memory.
 
   tflite  for the same run directories, each of `--quantize none|float16|dynamic_range`:
           the .tflite file's size, single-sentence latency p50/p95 of `translate` (the
@@ -66,7 +68,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_train(steps: int) -> list[dict]:
+def bench_train(steps: int, overrides: list[str] = ()) -> list[dict]:
     from keras_nmt import default_corpus
     from keras_nmt.config import Config
     from keras_nmt.quickstart import quickstart_config
@@ -78,6 +80,7 @@ def bench_train(steps: int) -> list[dict]:
         "train.tensorboard=false",
         "train.early_stopping_patience=null",
         "data.valid=null",
+        *overrides,
     ]
     with tempfile.TemporaryDirectory(prefix="keras_nmt_bench_") as directory:
         work = pathlib.Path(directory)
@@ -92,6 +95,8 @@ def bench_train(steps: int) -> list[dict]:
             default_corpus.write_corpus(config.data.dir)
         result = train(config, work / "run", log=lambda _: None)
     rate = result.history[-1]["target_tokens_per_second"]
+    if overrides:
+        name += " " + " ".join(overrides)
     return [
         row("train", name, "throughput", rate, "target tok/s"),
         row("train", name, "peak RSS", peak_rss_mib(), "MiB"),
@@ -103,6 +108,15 @@ def default_model() -> pathlib.Path | None:
         if (REPO / "runs" / name / "model.weights.h5").is_file():
             return REPO / "runs" / name
     return None
+
+
+def target_tokens(model_dir: pathlib.Path, translations: list[str]) -> int:
+    """Target tokens the decoder produced for `translations`: their SentencePiece pieces
+    plus one EOS each (what training counts as non-PAD target tokens)."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_dir / "target.model"))
+    return sum(len(pieces) + 1 for pieces in processor.encode(translations))
 
 
 def bench_decode(model_dir: pathlib.Path) -> list[dict]:
@@ -123,15 +137,29 @@ def bench_decode(model_dir: pathlib.Path) -> list[dict]:
         translator.translate(sources[:64], batch_size=64)  # warm-up: tracing
         start = time.perf_counter()
         hypotheses = translator.translate(sources, batch_size=64)
-        batch64 = len(sources) / (time.perf_counter() - start)
+        seconds64 = time.perf_counter() - start
         start = time.perf_counter()
-        translator.translate(sources[:100], batch_size=1)
-        batch1 = 100 / (time.perf_counter() - start)
+        singles = translator.translate(sources[:100], batch_size=1)
+        seconds1 = time.perf_counter() - start
         bleu = score(hypotheses, references).bleu
         rows += [
             row("decode", model_dir.name, f"{name} BLEU", bleu, "val BLEU"),
-            row("decode", model_dir.name, f"{name} b64", batch64, "sent/s"),
-            row("decode", model_dir.name, f"{name} b1", batch1, "sent/s"),
+            row("decode", model_dir.name, f"{name} b64", len(sources) / seconds64, "sent/s"),
+            row(
+                "decode",
+                model_dir.name,
+                f"{name} b64",
+                target_tokens(model_dir, hypotheses) / seconds64,
+                "target tok/s",
+            ),
+            row("decode", model_dir.name, f"{name} b1", 100 / seconds1, "sent/s"),
+            row(
+                "decode",
+                model_dir.name,
+                f"{name} b1",
+                target_tokens(model_dir, singles) / seconds1,
+                "target tok/s",
+            ),
         ]
     rows.append(row("decode", model_dir.name, "peak RSS", peak_rss_mib(), "MiB"))
     return rows
@@ -173,7 +201,21 @@ def bench_export(model_dir: pathlib.Path) -> list[dict]:
         row("export", name, "b64 p50", beam["b64_ms"]["p50"], "ms"),
         row("export", name, "b64 p95", beam["b64_ms"]["p95"], "ms"),
         row("export", name, "beam b64", beam["b64_sent_per_s"], "sent/s"),
+        row(
+            "export",
+            name,
+            "beam b64",
+            target_tokens(model_dir, beam["translations"]) / beam["b64_seconds"],
+            "target tok/s",
+        ),
         row("export", name, "greedy b64", greedy["b64_sent_per_s"], "sent/s"),
+        row(
+            "export",
+            name,
+            "greedy b64",
+            target_tokens(model_dir, greedy["translations"]) / greedy["b64_seconds"],
+            "target tok/s",
+        ),
         row("export", name, "greedy b1 p50", greedy["b1_ms"]["p50"], "ms"),
         row("export", name, "peak RSS", measured["peak_rss_mib"], "MiB"),
     ]
@@ -229,6 +271,7 @@ def run_part(part: str, args) -> list[dict]:
         output = pathlib.Path(directory) / "rows.json"
         command = [sys.executable, __file__, "--part", part, "--steps", str(args.steps)]
         command += ["--json", str(output)] + (["--model", args.model] if args.model else [])
+        command += [f"--set={override}" for override in args.set]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         return json.loads(output.read_text())["rows"] if output.is_file() else []
 
@@ -245,6 +288,13 @@ def main(argv=None) -> int:
         "--steps", type=int, default=60, help="training steps to time (first 5 are warm-up)"
     )
     parser.add_argument("--json", help="also write the rows and the machine to this JSON file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override for the train part (e.g. train.mixed_precision=bfloat16)",
+    )
     args = parser.parse_args(argv)
     rows = []
     if args.part == "all":
@@ -252,7 +302,7 @@ def main(argv=None) -> int:
         for part in ("train", "decode", "export", "tflite"):
             rows += run_part(part, args)
     elif args.part == "train":
-        rows += bench_train(args.steps)
+        rows += bench_train(args.steps, args.set)
     elif args.part in ("export", "tflite"):
         models = [pathlib.Path(args.model)] if args.model else export_models()
         if not models:

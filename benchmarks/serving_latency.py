@@ -3,8 +3,9 @@
     python benchmarks/serving_latency.py EXPORT_DIR SENTENCES.json
 
 Prints one JSON object: load time, p50/p95 latency of `serving_default` for one sentence at a
-time and for batches of 64, throughput at batch 64 of `serving_default` and `translate_greedy`,
-and peak resident memory. This is what a TF Serving process pays, minus the server itself.
+time and for batches of 64, throughput at batch 64 of `serving_default` and `translate_greedy`
+(with the batch-64 translations, for counting target tokens), and peak resident memory. This
+is what a TF Serving process pays, minus the server itself.
 """
 
 from __future__ import annotations
@@ -42,15 +43,18 @@ def main(path: str, sentences_file: str) -> dict:
             start = time.perf_counter()
             function(text=tf.constant([sentence]))
             single.append(time.perf_counter() - start)
-        batches = []
+        batches, translations = [], []
         for begin in range(0, len(sentences), 64):
             start = time.perf_counter()
-            function(text=tf.constant(sentences[begin : begin + 64]))
+            outputs = function(text=tf.constant(sentences[begin : begin + 64]))
             batches.append(time.perf_counter() - start)
+            translations += [t.decode("utf-8") for t in outputs["translation"].numpy()]
         result[name] = {
             "b1_ms": percentiles(single),
             "b64_ms": percentiles(batches),
             "b64_sent_per_s": len(sentences) / sum(batches),
+            "b64_seconds": sum(batches),
+            "translations": translations,
         }
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result

@@ -1,4 +1,5 @@
-"""Training callbacks of our own (Keras's built-in ones are set up in `training`)."""
+"""Training callbacks of our own (Keras's built-in ones are set up in `training`), called by
+`trainer.Trainer.fit` as `model.fit` would call them."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ class TokenThroughput(keras.callbacks.Callback):
 
     The wall time of a whole `fit` call is unreliable (it can stall seconds after the last
     batch), so each step is timed from `on_train_batch_begin` to `on_train_batch_end`, and
-    the tokens of the step are read from a token-counting metric's accumulator. At the end of
+    the tokens of the step are the difference of a running token count. At the end of
     each epoch `logs["target_tokens_per_second"]` gets the median over the epoch's steps after
     `warmup` steps (all steps if there are fewer).
 
     Args:
-        token_count: a callable returning the metric's running non-PAD token count.
+        token_count: a callable returning the epoch's running non-PAD target token count.
         warmup: steps per epoch to leave out of the median (tracing, caches).
     """
 
@@ -32,7 +33,7 @@ class TokenThroughput(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.rates = []
-        self._tokens = 0.0
+        self._tokens = float(self.token_count())  # not 0 when resuming mid-epoch
 
     def on_train_batch_begin(self, batch, logs=None):
         self._start = time.perf_counter()
@@ -51,20 +52,6 @@ class TokenThroughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["target_tokens_per_second"] = self.median()
-
-
-class BackupEveryStepsAndEpoch(keras.callbacks.BackupAndRestore):
-    """Keras's `BackupAndRestore`, saving every `save_freq` steps and also at every epoch end.
-
-    With an integer `save_freq`, Keras's callback saves only on batch ends, so a run whose
-    epochs are shorter than `save_freq` steps would never back up and would restart from
-    scratch. Saving at epoch ends as well records each finished epoch.
-    """
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._save_model()  # the method the base class calls for its own saves
 
 
 class EpochLogger(keras.callbacks.Callback):

@@ -1,6 +1,6 @@
 """The `keras-nmt` command: each subcommand is a thin layer over one library function.
 
-    keras-nmt train --config FILE --run-dir DIR [--set section.key=value ...]
+    keras-nmt train --config FILE --run-dir DIR [--strategy S] [--set section.key=value ...]
     keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
                         [--beam-size K] [--n-best N] [--plot-attention DIR]
     keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K] [--lowercase] [--ter]
@@ -34,7 +34,8 @@ def _train(args) -> None:
     from keras_nmt.config import Config
     from keras_nmt.training import train
 
-    train(Config.from_yaml(args.config, args.set), args.run_dir)
+    overrides = [*args.set, *([f"train.strategy={args.strategy}"] if args.strategy else [])]
+    train(Config.from_yaml(args.config, overrides), args.run_dir)
 
 
 def _translate(args) -> None:
@@ -185,6 +186,11 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, help="YAML config file")
     train.add_argument("--run-dir", required=True, help="where the model and its state go")
     train.add_argument("--set", **overrides)
+    train.add_argument(
+        "--strategy",
+        choices=["default", "mirrored", "multi_worker"],
+        help="tf.distribute strategy (overrides train.strategy; multi_worker reads TF_CONFIG)",
+    )
     train.set_defaults(run=_train)
 
     translate = commands.add_parser("translate", help="translate lines of text")

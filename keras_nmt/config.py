@@ -99,8 +99,23 @@ class TrainConfig:
     best_metric: str = dataclasses.field(
         default="val_loss", metadata=_choice("val_loss", "val_bleu")
     )
+    # The training state (weights, optimizer, data position) is saved atomically every
+    # `backup_every_steps` optimizer steps and at every epoch end; a killed run resumes there.
     backup_every_steps: int = dataclasses.field(default=200, metadata=_range(1))
     tensorboard: bool = True
+    # tf.distribute strategy: `default` (one device), `mirrored` (the local GPUs, or every
+    # logical CPU device), `multi_worker` (one process per worker, configured by TF_CONFIG).
+    # `batch_size` is the global batch, split evenly between the replicas.
+    strategy: str = dataclasses.field(
+        default="default", metadata=_choice("default", "mirrored", "multi_worker")
+    )
+    # Micro-batches whose gradients are summed into one optimizer step.
+    accumulation_steps: int = dataclasses.field(default=1, metadata=_range(1))
+    # Mixed precision compute dtype (variables and the generator's logits stay float32);
+    # `float16` adds dynamic loss scaling.
+    mixed_precision: str = dataclasses.field(
+        default="none", metadata=_choice("none", "bfloat16", "float16")
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,10 +53,9 @@ def token_nll(labels, logits, label_smoothing: float = 0.0):
 class MaskedNLL(keras.losses.Loss):
     """Mean token NLL over the non-PAD positions of the batch (PAD = 0 in `y_true`).
 
-    Every real token weighs the same, whatever the sentence lengths in the batch.
-    `Seq2Seq.train_step` uses `token_losses` with this loss's `label_smoothing` on the
-    non-PAD positions only; calling the loss on padded `(batch, T, V)` logits gives the same
-    value.
+    Every real token weighs the same, whatever the sentence lengths in the batch. For
+    `model.fit` on padded `(batch, T, V)` logits; `trainer.Trainer` computes the same value
+    with `token_losses` on the non-PAD positions only.
 
     Args:
         label_smoothing: in [0, 1).

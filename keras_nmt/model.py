@@ -1,8 +1,8 @@
 """The attention encoder-decoder as one Keras model.
 
 - `call({"source", "decoder_input"})`: teacher-forced logits `(batch, T, V)`;
-- `train_step` / `test_step` (what `model.fit` runs): the same forward pass, with the
-  generator and the loss computed on the non-PAD target positions only;
+- `packed_logits(inputs, labels)`: the same forward pass with the generator run on the
+  non-PAD target positions only (what `trainer.Trainer` trains on);
 - `initial_decoding_state(source)`: encodes once and returns the decoding state;
 - `step(tokens, state)`: one decoder step, `(log_probs, new_state, attention)`, what the
   decoding strategies in `keras_nmt.decoding` call.
@@ -20,8 +20,6 @@ from keras_nmt.config import ModelConfig
 from keras_nmt.layers.bridge import Bridge
 from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.encoder import Encoder
-from keras_nmt.losses import MaskedNLL, token_losses
-from keras_nmt.metrics import Perplexity, TokenAccuracy, TokenMean
 from keras_nmt.tokenizer import PAD_ID
 
 
@@ -108,10 +106,6 @@ class Seq2Seq(keras.Model):
             tie_embeddings=tie_embeddings,
             name="decoder",
         )
-        # What `train_step` and `test_step` report, per non-PAD target token.
-        self.token_loss = TokenMean(name="loss")
-        self.perplexity = Perplexity()
-        self.token_accuracy = TokenAccuracy()
 
     @classmethod
     def from_model_config(
@@ -159,38 +153,6 @@ class Seq2Seq(keras.Model):
         states = self.decoder.states(inputs["decoder_input"], state, memory, training=training)
         real = ops.not_equal(labels, PAD_ID)
         return self.decoder.logits(tf.boolean_mask(states, real)), tf.boolean_mask(labels, real)
-
-    def _token_losses(self, data, training):
-        inputs, labels = data[0], data[1]
-        logits, labels = self.packed_logits(inputs, labels, training=training)
-        smoothing = self.loss.label_smoothing if isinstance(self.loss, MaskedNLL) else 0.0
-        return token_losses(labels, logits, smoothing)
-
-    def _update_metrics(self, loss, nll, correct):
-        self.token_loss.update_state(loss)
-        self.perplexity.update_state(nll)
-        self.token_accuracy.update_state(ops.cast(correct, "float32"))
-        return {m.name: m.result() for m in (self.token_loss, self.perplexity, self.token_accuracy)}
-
-    def train_step(self, data):
-        """One optimizer step on the mean loss per non-PAD target token of the batch (the
-        loss given to `compile`, a `MaskedNLL`, sets the label smoothing)."""
-        with tf.GradientTape() as tape:
-            loss, nll, correct = self._token_losses(data, training=True)
-            mean_loss = ops.mean(loss)
-            if self.losses:
-                mean_loss += ops.sum(self.losses)
-            scaled = self.optimizer.scale_loss(mean_loss)
-        gradients = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(loss, nll, correct)
-
-    def test_step(self, data):
-        return self._update_metrics(*self._token_losses(data, training=False))
-
-    @property
-    def metrics(self):
-        return [self.token_loss, self.perplexity, self.token_accuracy]
 
     def initial_decoding_state(self, source):
         """The decoding state for `source` `(batch, S)`: one nested dict holding the decoder

@@ -132,14 +132,23 @@ def make_dataset(
     data: DataConfig,
     train: TrainConfig,
     shuffle: bool,
+    epoch: int = 0,
+    shard: tuple[int, int] = (1, 0),
 ) -> tf.data.Dataset:
-    """The batched, padded teacher-forcing dataset for `model.fit` (see module docstring),
-    from `tokenized_corpus` pairs; shuffling is seeded with `train.seed` and differs between
-    epochs."""
+    """The batched, padded teacher-forcing dataset (see module docstring) of one pass over
+    `tokenized_corpus` pairs.
+
+    With `shuffle`, the order is seeded with `train.seed` and `epoch`: the same epoch always
+    gives the same batches in the same order, which is what resuming mid-epoch relies on.
+    `shard = (count, index)` keeps every count-th pair from the index-th (one input pipeline
+    of a multi-worker run). Batches hold up to `train.batch_size` sentences or tokens.
+    """
     examples = tokenized.filter(lambda s, t: tf.equal(_status(s, t, data), 0))
+    if shard[0] > 1:
+        examples = examples.shard(*shard)
     if shuffle:
         examples = examples.shuffle(
-            train.shuffle_buffer, seed=train.seed, reshuffle_each_iteration=True
+            train.shuffle_buffer, seed=train.seed * 10_000 + epoch, reshuffle_each_iteration=False
         )
     examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
     max_length = max(data.max_source_length, data.max_target_length)

@@ -15,8 +15,8 @@ class RunDir:
     config.yaml          the effective configuration
     source.model         SentencePiece model of the source language
     target.model         SentencePiece model of the target language
-    model.weights.h5     the best weights so far (by validation loss), what translators load
-    backup/              BackupAndRestore state (weights, optimizer, epoch) for resuming
+    model.weights.h5     the best weights so far (by `train.best_metric`), what translators load
+    backup/ckpt-<step>/  the training state (weights, optimizer, position) for resuming
     history.csv          one row of losses and metrics per finished epoch
     logs/                TensorBoard event files
     """
@@ -35,11 +35,15 @@ class RunDir:
     logs = property(lambda self: self.path / "logs")
 
     def finished_epochs(self) -> list[dict[str, float]]:
-        """The rows of history.csv, one per finished epoch (empty for a new run)."""
+        """The rows of history.csv, one per finished epoch (empty for a new run). An epoch
+        logged twice (a run killed after logging it but before saving its state, then
+        resumed) counts once, with its last row."""
         if not self.history.is_file():
             return []
         with open(self.history, newline="", encoding="utf-8") as handle:
-            return [_numbers(row) for row in csv.DictReader(handle)]
+            rows = [_numbers(row) for row in csv.DictReader(handle)]
+        by_epoch = {row.get("epoch", index): row for index, row in enumerate(rows)}
+        return list(by_epoch.values())
 
     def best_validation_loss(self) -> float:
         """The lowest `val_loss` in history.csv, or +inf."""

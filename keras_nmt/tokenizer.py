@@ -12,6 +12,7 @@ The special ids are fixed for every model: PAD = 0, BOS = 1, EOS = 2, UNK = 3.
 from __future__ import annotations
 
 import io
+import os
 import pathlib
 from collections.abc import Iterable
 
@@ -57,7 +58,10 @@ def train_sentencepiece(
         minloglevel=2,
     )
     path = pathlib.Path(path)
-    path.write_bytes(model.getvalue())
+    # Atomically: another process (a multi-worker run's other workers) may be waiting for it.
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temporary.write_bytes(model.getvalue())
+    os.replace(temporary, path)
     return path
 
 

@@ -1,32 +1,36 @@
 """`train(config, run_dir)`: from a parallel corpus to a run directory with a trained model.
 
+Training runs `trainer.Trainer` (our loop, the same for every `train.strategy`).
+
 Re-running the same call on the same run directory resumes: SentencePiece models are
-reused, and Keras's `BackupAndRestore` restores the weights, the optimizer state and the epoch
-from `backup/` (saved every `train.backup_every_steps` steps and at every epoch end), so at
-most those steps are trained again. The epoch that was interrupted restarts from its first
-batch with the restored weights.
+reused, and the latest checkpoint in `backup/` restores the weights, the optimizer state and
+the position: epoch, step within the epoch, and the epoch's running sums. The checkpoint is
+written atomically (`checkpoint.Checkpointer`) every `train.backup_every_steps` optimizer
+steps and at every epoch end, so a kill at any moment loses at most the steps since the
+last one; the resumed run continues with the same batches it would have seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
+import math
+import os
 import pathlib
+import shutil
+import time
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
-from keras_nmt.callbacks import (
-    BackupEveryStepsAndEpoch,
-    EpochLogger,
-    TokenThroughput,
-    ValidationBLEU,
-)
-from keras_nmt.config import Config
+from keras_nmt.callbacks import EpochLogger, TokenThroughput, ValidationBLEU
+from keras_nmt.checkpoint import Checkpointer
+from keras_nmt.config import Config, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.errors import UserError
-from keras_nmt.losses import MaskedNLL
+from keras_nmt.distribute import is_chief, make_strategy
+from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.model import Seq2Seq
 from keras_nmt.pipeline import (
     FilterCounts,
@@ -37,6 +41,7 @@ from keras_nmt.pipeline import (
 )
 from keras_nmt.run_dir import RunDir
 from keras_nmt.tokenizer import Tokenizer, train_sentencepiece
+from keras_nmt.trainer import Trainer, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,11 +98,18 @@ def corpora(config: Config) -> tuple[ParallelCorpus, ParallelCorpus | None]:
 
 
 def tokenizers(
-    run: RunDir, config: Config, corpus: ParallelCorpus, log: Callable[[str], None]
+    run: RunDir,
+    config: Config,
+    corpus: ParallelCorpus,
+    log: Callable[[str], None],
+    chief: bool = True,
 ) -> tuple[Tokenizer, Tokenizer]:
-    """Loads the run's SentencePiece models, training them first if they are missing."""
+    """Loads the run's SentencePiece models, training them first if they are missing (the
+    other workers of a multi-worker run wait for the chief's, in the shared run directory)."""
     data = config.data
-    if not (run.source_model.is_file() and run.target_model.is_file()):
+    if not chief:
+        _wait_for(run.source_model, run.target_model)
+    elif not (run.source_model.is_file() and run.target_model.is_file()):
         options = dict(
             model_type=data.sentencepiece_model_type, max_sentences=data.sentencepiece_max_sentences
         )
@@ -105,7 +117,9 @@ def tokenizers(
             log(f"training a shared SentencePiece model ({data.source_vocab_size} pieces)")
             lines = itertools.chain(corpus.source_lines(), corpus.target_lines())
             train_sentencepiece(lines, run.source_model, data.source_vocab_size, **options)
-            run.target_model.write_bytes(run.source_model.read_bytes())
+            copy = run.target_model.with_name(f".{run.target_model.name}.tmp")
+            shutil.copyfile(run.source_model, copy)
+            os.replace(copy, run.target_model)  # atomically, like train_sentencepiece
         else:
             log(
                 f"training SentencePiece models ({data.source_vocab_size} source, "
@@ -118,6 +132,17 @@ def tokenizers(
                 corpus.target_lines(), run.target_model, data.target_vocab_size, **options
             )
     return Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
+
+
+def _wait_for(*paths: pathlib.Path, timeout: float = 1800.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(path.is_file() for path in paths):
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"waited {timeout:.0f} s for the chief to write {', '.join(map(str, paths))}: "
+                "the workers of a multi-worker run must share the run directory"
+            )
+        time.sleep(0.5)
 
 
 def build_model(config: Config, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
@@ -139,13 +164,42 @@ def validation_bleu(model, source_tokenizer, target_tokenizer, config: Config) -
     return ValidationBLEU(translator, sources, references, config.train.validation_bleu_every)
 
 
-def compile_model(model: Seq2Seq, config: Config) -> None:
-    """Compiles with Adam, clipping and the masked loss (the model's `train_step` reports
-    loss, perplexity and token accuracy per non-PAD target token)."""
-    optimizer = keras.optimizers.Adam(
-        config.train.learning_rate, global_clipnorm=config.train.clip_norm
-    )
-    model.compile(optimizer=optimizer, loss=MaskedNLL(config.train.label_smoothing))
+@contextlib.contextmanager
+def dtype_policy(mixed_precision: str):
+    """Layers made inside get the `train.mixed_precision` policy (`mixed_bfloat16` or
+    `mixed_float16`: variables float32, compute in 16 bits); the global policy is restored
+    on exit."""
+    previous = keras.config.dtype_policy()
+    if mixed_precision != "none":
+        keras.config.set_dtype_policy(f"mixed_{mixed_precision}")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def epoch_dataset(tokenized: tf.data.Dataset, config: Config, replicas: int):
+    """`(epoch, input_context)` -> one input pipeline's endless dataset of per-replica
+    batches for `epoch` (see `Trainer.fit`): its shard of the pairs, shuffled for that epoch
+    and batched at `train.batch_size / replicas`."""
+    per_replica = _per_replica_batch_size(config, replicas)
+
+    def make(epoch: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return make_dataset(
+            tokenized, config.data, per_replica, shuffle=True, epoch=epoch, shard=shard
+        ).repeat()
+
+    return make
+
+
+def _per_replica_batch_size(config: Config, replicas: int) -> TrainConfig:
+    if config.train.batch_size % replicas:
+        raise ConfigError(
+            f"train.batch_size: the global batch is split between {replicas} replicas, so "
+            f"expected a multiple of {replicas}, got {config.train.batch_size}"
+        )
+    return dataclasses.replace(config.train, batch_size=config.train.batch_size // replicas)
 
 
 def train(
@@ -158,90 +212,133 @@ def train(
     Raises:
         UserError: missing or misaligned corpus, or a run directory holding another config.
     """
+    # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
+    strategy = make_strategy(config.train.strategy)
+    replicas = strategy.num_replicas_in_sync
+    chief = is_chief(strategy)
+    if not chief:
+        log = _silent
     config = resolve_data_dir(config)
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     _check_resumable(run, config)
+    per_replica = _per_replica_batch_size(config, replicas)
     train_corpus, valid_corpus = corpora(config)
     log(f"training corpus: {train_corpus.name}: {train_corpus.check()} lines")
     if valid_corpus is not None:
         log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
-    config.save(run.config)
+    if chief:
+        config.save(run.config)
     keras.utils.set_random_seed(config.train.seed)
 
-    source_tokenizer, target_tokenizer = tokenizers(run, config, train_corpus, log)
+    source_tokenizer, target_tokenizer = tokenizers(run, config, train_corpus, log, chief)
     train_tokenized = tokenized_corpus(train_corpus, source_tokenizer, target_tokenizer)
     train_counts = count_filtered(train_tokenized, config.data)
     log(f"training data: {train_counts}")
     if train_counts.kept == 0:
         raise UserError(f"{train_corpus.name}: no training pair left after filtering")
-    train_data = make_dataset(train_tokenized, config.data, config.train, shuffle=True)
     valid_counts = valid_data = None
     if valid_corpus is not None:
         valid_tokenized = tokenized_corpus(valid_corpus, source_tokenizer, target_tokenizer)
         valid_counts = count_filtered(valid_tokenized, config.data)
         log(f"validation data: {valid_counts}")
         valid_data = make_dataset(valid_tokenized, config.data, config.train, shuffle=False)
-        # A known batch count spares Keras's "ran out of data" warning at every validation.
-        valid_data = valid_data.apply(
-            tf.data.experimental.assert_cardinality(count_batches(valid_data))
-        )
 
-    model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-    compile_model(model, config)
-    finished = len(run.finished_epochs())
+    with strategy.scope(), dtype_policy(config.train.mixed_precision):
+        model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+        optimizer = make_optimizer(config.train, replicas)
+        model.compile(optimizer=optimizer)  # callbacks read `model.optimizer`
+    trainer = Trainer(
+        model,
+        optimizer,
+        strategy,
+        label_smoothing=config.train.label_smoothing,
+        accumulation_steps=config.train.accumulation_steps,
+    )
+    checkpointer = Checkpointer(run.backup, trainer.checkpoint, write=chief)
+    restored = checkpointer.restore()
+    finished = int(trainer.epoch.numpy())
+    if restored is not None:
+        log(
+            f"resuming from {checkpointer.path(restored)}: epoch {finished + 1}, "
+            f"step {int(trainer.step.numpy())}, optimizer step {restored}"
+        )
+    if bool(trainer.stopped.numpy()):
+        log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
+        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
     if finished >= config.train.epochs:
         log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
         return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
 
+    # Every batch goes to one replica; an epoch is one pass over the unsharded data in
+    # per-replica batches (the count is the same in every pass: length bucketing puts each
+    # pair in the bucket of its length, whatever the shuffle order).
+    batches = count_batches(make_dataset(train_tokenized, config.data, per_replica, shuffle=False))
+    micro_steps = (
+        config.train.steps_per_epoch * config.train.accumulation_steps
+        if config.train.steps_per_epoch
+        else math.ceil(batches / replicas)
+    )
+    trainer.fit(
+        epoch_dataset(train_tokenized, config, replicas),
+        epochs=config.train.epochs,
+        micro_steps_per_epoch=micro_steps,
+        callbacks=callbacks(
+            config, run, trainer, (source_tokenizer, target_tokenizer), valid_data, chief, log
+        ),
+        checkpointer=checkpointer,
+        save_every=config.train.backup_every_steps,
+        validation_data=valid_data,
+    )
+    history = run.finished_epochs()
+    return TrainResult(run.path, len(history), history, train_counts, valid_counts)
+
+
+def callbacks(
+    config: Config,
+    run: RunDir,
+    trainer: Trainer,
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    valid_data: tf.data.Dataset | None,
+    chief: bool,
+    log: Callable[[str], None],
+) -> list[keras.callbacks.Callback]:
+    """The Keras callbacks of a run. Those that decide (validation BLEU, early stopping,
+    NaN) run in every worker so that all stop together; those that write files only in the
+    chief."""
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
-    callbacks = []
-    if config.train.validation_bleu_every and valid_corpus is not None:
+    found = []
+    if config.train.validation_bleu_every and valid_data is not None:
         # First: the callbacks after it (checkpoint, early stopping, logs) read val_bleu.
-        callbacks.append(validation_bleu(model, source_tokenizer, target_tokenizer, config))
-    callbacks += [
-        BackupEveryStepsAndEpoch(
-            str(run.backup),
-            save_freq=config.train.backup_every_steps,
-            delete_checkpoint=False,
-            double_checkpoint=True,
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(run.weights),
-            monitor=monitor,
-            mode=mode,
-            save_best_only=True,
-            save_weights_only=True,
-            initial_value_threshold=run.best(monitor, mode) if valid_data is not None else None,
-        ),
-        TokenThroughput(lambda: model.token_accuracy.tokens.value),
+        found.append(validation_bleu(trainer.model, *tokenizers, config))
+    found += [
+        TokenThroughput(lambda: trainer.sums[3].numpy()),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run.history), append=True),
     ]
     if config.train.early_stopping_patience and valid_data is not None:
-        callbacks.append(
+        found.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode=mode, patience=config.train.early_stopping_patience
             )
         )
-    if config.train.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run.logs)))
-    # A line per epoch instead of Keras's progress bar: with `verbose` 1 or 2, every epoch
-    # after the first ran about 60% slower here (Keras 3.15, TF 2.21).
-    callbacks.append(EpochLogger(log, config.train.epochs))
-    # One pass counts the batches (reading the tokenized cache); the count is the same in
-    # every pass. Fitting on the repeated dataset with that many steps per epoch keeps one
-    # iterator for the whole run and gives Keras a known epoch length (no "ran out of data").
-    batches = count_batches(train_data)
-    model.fit(
-        train_data.repeat(),
-        validation_data=valid_data,
-        epochs=config.train.epochs,
-        steps_per_epoch=config.train.steps_per_epoch or batches,
-        callbacks=callbacks,
-        shuffle=False,  # tf.data shuffles, seeded
-        verbose=0,
-    )
-    history = run.finished_epochs()
-    return TrainResult(run.path, len(history), history, train_counts, valid_counts)
+    if chief:
+        found += [
+            keras.callbacks.ModelCheckpoint(
+                str(run.weights),
+                monitor=monitor,
+                mode=mode,
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=run.best(monitor, mode) if valid_data is not None else None,
+            ),
+            keras.callbacks.CSVLogger(str(run.history), append=True),
+        ]
+        if config.train.tensorboard:
+            found.append(keras.callbacks.TensorBoard(str(run.logs)))
+        found.append(EpochLogger(log, config.train.epochs))
+    return found
+
+
+def _silent(_message: str) -> None:
+    pass

@@ -108,7 +108,7 @@ def test_tied_embeddings_share_one_matrix():
 
 
 def test_packed_training_loss_and_gradients_equal_the_padded_ones():
-    """`train_step` projects only non-PAD positions and fuses the loss: same value, same
+    """Training projects only non-PAD positions and fuses the loss: same value, same
     gradients as MaskedNLL on the full padded logits."""
     model = small_model(dropout=0.0)
     labels = tf.constant([[5, 6, 7, 2], [8, 2, 0, 0], [9, 10, 2, 0]])

@@ -19,10 +19,12 @@ class Generator(keras.layers.Layer):
         embeddings: the `(vocab_size, dim)` embedding matrix when `tied`, else None.
 
     Returns:
-        Logits `(..., vocab_size)`, float32 even under mixed precision.
+        Logits `(..., vocab_size)`, computed in float32 even under mixed precision (the
+        layer's dtype policy is float32 unless `dtype` says otherwise).
     """
 
     def __init__(self, vocab_size: int, tied: bool = False, **kwargs):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.tied = tied
@@ -46,7 +48,8 @@ class Generator(keras.layers.Layer):
                 f"{'' if self.tied else 'not '}to be passed"
             )
         kernel = ops.transpose(embeddings) if self.tied else self.kernel
-        return ops.cast(ops.matmul(inputs, kernel) + self.bias, "float32")
+        inputs = ops.cast(inputs, self.compute_dtype)
+        return ops.matmul(inputs, ops.cast(kernel, self.compute_dtype)) + self.bias
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "tied": self.tied}

@@ -1,0 +1,183 @@
+"""Subprocess side of tests/test_distribute.py: what needs a fresh process (logical devices,
+TF_CONFIG) or a process that dies (SIGKILL).
+
+    python -m tests.distributed_script mirrored OUT.json
+    python -m tests.distributed_script train RUN_DIR WEIGHTS.npz [OVERRIDE ...]
+    python -m tests.distributed_script kill-at-step EPOCH STEP RUN_DIR [OVERRIDE ...]
+    python -m tests.distributed_script kill-in-save RUN_DIR [OVERRIDE ...]
+
+Overrides are `section.key=value` config settings (the test passes its tiny config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import sys
+
+
+def _config(overrides):
+    from keras_nmt.config import Config
+
+    return Config.from_dict({}, overrides)
+
+
+def mirrored(out: str) -> None:
+    """The same 3 optimizer steps on one device (global batch A+B) and mirrored over 2
+    logical CPU devices (A to one replica, B to the other, with 6 and 10 target tokens);
+    writes both runs' per-step sums and how far their weights ended apart.
+
+    Plain SGD, so that any error in the gradient's scale shows in the weights (Adam's
+    steps hardly depend on it), with `global_clipnorm = clip / replicas` as
+    `trainer.make_optimizer` sets it; once without clipping, once clipping every step.
+    """
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import numpy as np
+
+    from keras_nmt.distribute import make_strategy
+    from keras_nmt.model import Seq2Seq
+    from keras_nmt.trainer import Trainer
+
+    def batch(source, target):
+        source = tf.constant(source, tf.int32)
+        labels = tf.constant(target, tf.int32)
+        decoder_input = tf.where(
+            labels == 0, 0, tf.concat([tf.ones_like(labels[:, :1]), labels[:, :-1]], axis=1)
+        )
+        return {"source": source, "decoder_input": decoder_input}, labels
+
+    a = batch([[4, 5, 6, 7, 2], [8, 9, 2, 0, 0]], [[5, 6, 7, 2], [9, 2, 0, 0]])
+    b = batch(
+        [[10, 11, 2], [12, 2, 0], [13, 14, 2]],
+        [[11, 12, 13, 14, 2], [7, 2, 0, 0, 0], [6, 6, 2, 0, 0]],
+    )
+
+    def pad(x, width=5):
+        return tf.pad(x, [[0, 0], [0, width - x.shape[1]]])
+
+    both = (
+        {key: tf.concat([pad(a[0][key]), pad(b[0][key])], axis=0) for key in a[0]},
+        tf.concat([pad(a[1]), pad(b[1])], axis=0),
+    )
+    single = tf.distribute.get_strategy()
+    mirrored_strategy = make_strategy("mirrored")
+    datasets = {
+        single: tf.data.Dataset.from_tensors(both).repeat(),
+        mirrored_strategy: tf.data.Dataset.from_tensors(a)
+        .concatenate(tf.data.Dataset.from_tensors(b))
+        .repeat(),
+    }
+
+    def new_model():
+        keras.utils.set_random_seed(7)
+        model = Seq2Seq(20, 20, embedding_dim=8, encoder_units=8, decoder_units=8, dropout=0.0)
+        model.build()
+        return model
+
+    initial = new_model().get_weights()
+
+    def run(strategy, clip):
+        replicas = strategy.num_replicas_in_sync
+        with strategy.scope():
+            model = new_model()
+            model.set_weights(initial)
+            optimizer = keras.optimizers.SGD(0.5, global_clipnorm=clip / replicas if clip else None)
+        trainer = Trainer(model, optimizer, strategy)
+        dataset = datasets[strategy]
+        iterator = iter(strategy.distribute_datasets_from_function(lambda _: dataset))
+        sums = [trainer.train_step(iterator, tf.constant(1)).numpy().tolist() for _ in range(3)]
+        return sums, model.get_weights()
+
+    result = {"replicas": mirrored_strategy.num_replicas_in_sync}
+    for clip in (None, 0.05):
+        single_sums, single_weights = run(single, clip)
+        mirrored_sums, mirrored_weights = run(mirrored_strategy, clip)
+        result[f"clip={clip}"] = {
+            "single_sums": single_sums,
+            "mirrored_sums": mirrored_sums,
+            "moved": max(float(np.max(np.abs(w - i))) for w, i in zip(single_weights, initial)),
+            "difference": max(
+                float(np.max(np.abs(w - m))) for w, m in zip(single_weights, mirrored_weights)
+            ),
+        }
+    pathlib.Path(out).write_text(json.dumps(result))
+
+
+def train_and_dump(run_dir: str, weights: str, overrides) -> None:
+    """`training.train` (strategy from the overrides, TF_CONFIG from the environment), then
+    this process's final model variables to `weights` (.npz)."""
+    import numpy as np
+
+    from keras_nmt import trainer as trainer_module
+    from keras_nmt.training import train
+
+    fit = trainer_module.Trainer.fit
+
+    def fit_and_dump(self, *args, **kwargs):
+        fit(self, *args, **kwargs)
+        np.savez(weights, *[variable.numpy() for variable in self.model.variables])
+
+    trainer_module.Trainer.fit = fit_and_dump
+    train(_config(overrides), run_dir, log=print)
+
+
+def kill_at_step(epoch: int, step: int, run_dir: str, overrides) -> None:
+    """`training.train`, SIGKILLed by itself at the end of step `step` of epoch `epoch`."""
+    import keras
+
+    from keras_nmt import training
+
+    class Kill(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch = -1
+
+        def on_epoch_begin(self, current, logs=None):
+            self.epoch = current
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == epoch and batch == step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    make = training.callbacks
+    training.callbacks = lambda *args: [*make(*args), Kill()]
+    training.train(_config(overrides), run_dir, log=print)
+
+
+def kill_in_save(run_dir: str, overrides) -> None:
+    """`training.train`, SIGKILLed by itself inside its second checkpoint save: after the
+    files are written, before the rename that commits them."""
+    from keras_nmt import checkpoint, training
+
+    rename = os.rename
+    saves = []
+
+    def rename_or_die(source, target):
+        if pathlib.Path(source).name.startswith(".tmp-"):
+            saves.append(target)
+            if len(saves) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+        rename(source, target)
+
+    checkpoint.os.rename = rename_or_die
+    training.train(_config(overrides), run_dir, log=print)
+
+
+if __name__ == "__main__":
+    command, *arguments = sys.argv[1:]
+    if command == "mirrored":
+        mirrored(*arguments)
+    elif command == "train":
+        train_and_dump(arguments[0], arguments[1], arguments[2:])
+    elif command == "kill-at-step":
+        kill_at_step(int(arguments[0]), int(arguments[1]), arguments[2], arguments[3:])
+    elif command == "kill-in-save":
+        kill_in_save(arguments[0], arguments[1:])
+    else:
+        raise SystemExit(f"unknown command {command!r}")

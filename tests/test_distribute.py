@@ -1,0 +1,299 @@
+"""Scale-out and fault tolerance: tf.distribute strategies (mirrored over 2 logical CPU
+devices, two workers on 127.0.0.1), gradient accumulation, mixed precision, resuming after
+SIGKILL, atomic checkpoints. Subprocess sides are in tests/distributed_script.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_nmt.checkpoint import Checkpointer
+from keras_nmt.config import Config, TrainConfig
+from keras_nmt.errors import ConfigError
+from keras_nmt.model import Seq2Seq
+from keras_nmt.run_dir import RunDir
+from keras_nmt.trainer import Trainer, make_optimizer
+from keras_nmt.training import train
+from tests.test_training import TINY, quiet
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Small batches, so that an epoch of the toy corpus has a dozen steps to be killed in.
+RESUMABLE = ["train.batch_size=4", "train.backup_every_steps=3", "model.dropout=0.2"]
+
+
+def script(*arguments, env=None, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tests.distributed_script", *map(str, arguments)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def overrides(corpus_dir, *more) -> list[str]:
+    return [*TINY, f"data.dir={corpus_dir}", *more]
+
+
+def latest_state(run: pathlib.Path) -> tuple[int, dict[str, np.ndarray]]:
+    """The step and every saved tensor of a run's latest checkpoint."""
+    checkpointer = Checkpointer(RunDir(run).backup, tf.train.Checkpoint())
+    step = checkpointer.steps()[-1]
+    reader = tf.train.load_checkpoint(str(checkpointer.path(step) / "state"))
+    names = [name for name in reader.get_variable_to_shape_map() if "OBJECT_GRAPH" not in name]
+    return step, {name: reader.get_tensor(name) for name in names}
+
+
+def assert_same_state(a: pathlib.Path, b: pathlib.Path) -> None:
+    step_a, state_a = latest_state(a)
+    step_b, state_b = latest_state(b)
+    assert step_a == step_b
+    assert state_a.keys() == state_b.keys()
+    for name in state_a:
+        np.testing.assert_allclose(state_a[name], state_b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_mirrored_over_two_devices_equals_one_device_on_the_global_batch(tmp_path):
+    out = tmp_path / "result.json"
+    done = script("mirrored", out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["replicas"] == 2
+    for clip in ("clip=None", "clip=0.05"):
+        run = result[clip]
+        # Same loss, NLL, accuracy and token count at every step...
+        np.testing.assert_allclose(run["mirrored_sums"], run["single_sums"], rtol=1e-5)
+        assert [sums[3] for sums in run["single_sums"]] == [16.0] * 3
+        # ...and the same weights after 3 steps that moved them.
+        assert run["moved"] > 1e-2
+        assert run["difference"] < 1e-5
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for handle in sockets:
+        handle.bind(("127.0.0.1", 0))
+    ports = [handle.getsockname()[1] for handle in sockets]
+    for handle in sockets:
+        handle.close()
+    return ports
+
+
+def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_path):
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    run = tmp_path / "run"
+    settings = overrides(toy_corpus_dir, "train.strategy=multi_worker", "train.epochs=3")
+    processes = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.distributed_script",
+                    "train",
+                    str(run),
+                    str(tmp_path / f"weights-{index}.npz"),
+                    *settings,
+                ],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": json.dumps(tf_config)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    weights = [np.load(tmp_path / f"weights-{index}.npz") for index in range(2)]
+    assert len(weights[0].files) == len(weights[1].files) > 0
+    for name in weights[0].files:
+        np.testing.assert_array_equal(weights[0][name], weights[1][name])
+    # Only the chief wrote the run directory, and the loss went down.
+    history = RunDir(run).finished_epochs()
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert "training corpus" in outputs[0][0] and "training corpus" not in outputs[1][0]
+
+
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(toy_corpus_dir, tmp_path):
+    settings = overrides(toy_corpus_dir, *RESUMABLE, "train.epochs=3")
+    config = Config.from_dict({}, settings)
+    train(config, tmp_path / "whole", log=quiet)
+
+    killed = tmp_path / "killed"
+    done = script("kill-at-step", 1, 4, killed, *settings)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert len(RunDir(killed).finished_epochs()) == 1  # killed in the second epoch
+    messages = []
+    result = train(config, killed, log=messages.append)
+    # It resumed from the last checkpoint inside epoch 2, not from the epoch's start.
+    resumed = next(m for m in messages if m.startswith("resuming"))
+    step = re.search(r"epoch 2, step (\d+),", resumed)
+    assert step and 1 <= int(step.group(1)) <= 4, resumed
+    assert [row["epoch"] for row in result.history] == [0, 1, 2]
+    assert_same_state(tmp_path / "whole", killed)
+    whole = RunDir(tmp_path / "whole").finished_epochs()
+    for a, b in zip(whole, result.history):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
+
+
+def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(toy_corpus_dir, tmp_path):
+    settings = overrides(toy_corpus_dir, *RESUMABLE, "train.epochs=2")
+    run = tmp_path / "run"
+    done = script("kill-in-save", run, *settings)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    backup = RunDir(run).backup
+    # The second save's files were complete but never committed; the first is intact.
+    assert [path.name for path in backup.iterdir() if path.name.startswith(".tmp-")]
+    step, state = latest_state(run)
+    assert step == 3
+    config = Config.from_dict({}, settings)
+    messages = []
+    train(config, run, log=messages.append)
+    assert any("optimizer step 3" in m for m in messages if m.startswith("resuming"))
+    assert not [path for path in backup.iterdir() if path.name.startswith(".tmp-")]
+    train(config, tmp_path / "whole", log=quiet)
+    assert_same_state(tmp_path / "whole", run)
+
+
+def small_model():
+    keras.utils.set_random_seed(11)
+    model = Seq2Seq(20, 20, embedding_dim=8, encoder_units=8, decoder_units=8, dropout=0.0)
+    model.build()
+    return model
+
+
+def batches():
+    """Two batches of different lengths and token counts (7 and 4 target tokens), and the
+    one batch holding both."""
+    labels_a = tf.constant([[5, 6, 7, 2], [9, 8, 2, 0]])
+    labels_b = tf.constant([[11, 2], [7, 2]])
+
+    def batch(source, labels):
+        decoder_input = tf.concat([tf.ones_like(labels[:, :1]), labels[:, :-1]], axis=1)
+        decoder_input = tf.where(labels == 0, 0, decoder_input)
+        return {"source": tf.constant(source), "decoder_input": decoder_input}, labels
+
+    a = batch([[4, 5, 6, 2], [7, 8, 2, 0]], labels_a)
+    b = batch([[9, 2], [10, 2]], labels_b)
+    both = (
+        {key: tf.concat([a[0][key], tf.pad(b[0][key], [[0, 0], [0, 2]])], 0) for key in a[0]},
+        tf.concat([labels_a, tf.pad(labels_b, [[0, 0], [0, 2]])], 0),
+    )
+    return a, b, both
+
+
+def test_accumulated_micro_batches_equal_one_batch_holding_them():
+    a, b, both = batches()
+    strategy = tf.distribute.get_strategy()
+    results = []
+    for steps, stream in ((1, [both]), (2, [a, b])):
+        model = small_model()
+        # SGD: a wrong gradient scale would show (Adam's steps hardly depend on it).
+        trainer = Trainer(model, keras.optimizers.SGD(0.5), strategy, accumulation_steps=steps)
+        dataset = tf.data.Dataset.from_tensors(stream[0])
+        for more in stream[1:]:
+            dataset = dataset.concatenate(tf.data.Dataset.from_tensors(more))
+        repeated = dataset.repeat()
+        iterator = iter(strategy.distribute_datasets_from_function(lambda _, d=repeated: d))
+        sums = [trainer.train_step(iterator, tf.constant(steps)).numpy() for _ in range(2)]
+        results.append((sums, model.get_weights(), int(trainer.optimizer.iterations)))
+    (one_sums, one_weights, one_steps), (acc_sums, acc_weights, acc_steps) = results
+    assert one_steps == acc_steps == 2
+    np.testing.assert_allclose(acc_sums, one_sums, rtol=1e-5)
+    assert one_sums[0][3] == 11.0
+    initial = small_model().get_weights()
+    assert max(np.max(np.abs(w - i)) for w, i in zip(one_weights, initial)) > 1e-2
+    for x, y in zip(one_weights, acc_weights):
+        np.testing.assert_allclose(x, y, atol=1e-6)
+
+
+def test_accumulation_steps_in_a_training_run(toy_corpus_dir, tmp_path):
+    from keras_nmt.pipeline import count_batches, make_dataset, tokenized_corpus
+    from keras_nmt.tokenizer import Tokenizer
+    from keras_nmt.training import corpora
+
+    settings = overrides(toy_corpus_dir, "train.epochs=2", "train.accumulation_steps=3")
+    config = Config.from_dict({}, settings)
+    result = train(config, tmp_path / "run", log=quiet)
+    run = RunDir(tmp_path / "run")
+    saved = Config.from_yaml(run.config)
+    tokenized = tokenized_corpus(
+        corpora(saved)[0], Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
+    )
+    batches = count_batches(make_dataset(tokenized, saved.data, saved.train, shuffle=False))
+    # Each epoch: every batch once, 3 to an optimizer step (the last step takes the rest).
+    steps, _ = latest_state(tmp_path / "run")
+    assert batches > 3 and batches % 3
+    assert steps == 2 * -(-batches // 3)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_mixed_precision_keeps_variables_and_logits_in_float32(precision, toy_corpus_dir, tmp_path):
+    settings = overrides(toy_corpus_dir, "train.epochs=2", f"train.mixed_precision={precision}")
+    result = train(Config.from_dict({}, settings), tmp_path / "run", log=quiet)
+    assert all(np.isfinite(row["loss"]) for row in result.history)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    from keras_nmt.training import build_model, dtype_policy
+
+    with dtype_policy(precision):
+        model = build_model(Config.from_dict({}, settings), 40, 40)
+    assert model.decoder.cell.compute_dtype == precision
+    assert {variable.dtype for variable in model.variables} <= {"float32", "uint32", "int64"}
+    inputs = {"source": tf.constant([[4, 5, 2]]), "decoder_input": tf.constant([[1, 6]])}
+    logits, _ = model.packed_logits(inputs, tf.constant([[6, 2]]))
+    assert logits.dtype == tf.float32
+
+
+def test_multi_worker_needs_tf_config(monkeypatch):
+    from keras_nmt.distribute import make_strategy
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="set TF_CONFIG"):
+        make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"index": 3}}')
+    with pytest.raises(ConfigError, match="TF_CONFIG: task type"):
+        make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    with pytest.raises(ConfigError, match="expected JSON"):
+        make_strategy("multi_worker")
+
+
+def test_clipping_is_split_between_replicas():
+    assert make_optimizer(TrainConfig(clip_norm=5.0), 1).global_clipnorm == 5.0
+    assert make_optimizer(TrainConfig(clip_norm=5.0), 4).global_clipnorm == 1.25
+    scaled = make_optimizer(TrainConfig(mixed_precision="float16"), 1)
+    assert isinstance(scaled, keras.optimizers.LossScaleOptimizer)
+
+
+def test_checkpointer_keeps_the_latest_and_cleans_partial_writes(tmp_path):
+    variable = tf.Variable(1.0)
+    checkpointer = Checkpointer(tmp_path, tf.train.Checkpoint(v=variable), keep=2)
+    for step in (1, 2, 3):
+        variable.assign(float(step))
+        checkpointer.save(step)
+    assert checkpointer.steps() == [2, 3]
+    (tmp_path / ".tmp-partial").mkdir()
+    variable.assign(0.0)
+    assert checkpointer.restore() == 3
+    assert float(variable) == 3.0
+    assert not (tmp_path / ".tmp-partial").exists()
+    assert Checkpointer(tmp_path / "none", tf.train.Checkpoint(v=variable)).restore() is None
