@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import TrainConfig
+from keras_nmt.fused_adam import FusedAdam
 from keras_nmt.losses import token_losses
 
 # Per-step and per-epoch sums: loss, NLL, correct predictions, non-PAD target tokens.
@@ -51,7 +52,7 @@ def make_optimizer(train: TrainConfig, replicas: int) -> keras.optimizers.Optimi
     dynamic `LossScaleOptimizer` for `mixed_precision: float16`. Create it in the strategy's
     scope."""
     clip = train.clip_norm / replicas if train.clip_norm else None
-    optimizer = keras.optimizers.Adam(train.learning_rate, global_clipnorm=clip)
+    optimizer = FusedAdam(train.learning_rate, global_clipnorm=clip)
     if train.mixed_precision == "float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
@@ -137,12 +138,13 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         return context.all_reduce(tf.distribute.ReduceOp.SUM, (gradients, sums))
 
-    def _replica_apply(self, gradients):
-        """In a replica: applies `G / R` (the optimizer sums the R replicas' values). The
-        division also makes each replica's own copy: MirroredStrategy cannot all-reduce a
-        tensor made outside the replicas ("destinations can not be empty")."""
-        replicas = self.strategy.num_replicas_in_sync
-        gradients = [gradient / replicas for gradient in gradients]
+    def _replica_apply(self, gradients, tokens):
+        """In a replica: applies `G / R`, G = `gradients / tokens` (the optimizer sums the R
+        replicas' values), scaling in one pass. The scaling also makes each replica's own
+        copy: MirroredStrategy cannot all-reduce a tensor made outside the replicas
+        ("destinations can not be empty")."""
+        scale = 1.0 / (tf.maximum(tokens, 1.0) * self.strategy.num_replicas_in_sync)
+        gradients = [gradient * scale for gradient in gradients]
         self.optimizer.apply(gradients, self.model.trainable_variables)
 
     def _micro_step(self, iterator):
@@ -161,8 +163,7 @@ class Trainer:
                 more_gradients, more_sums = self._micro_step(iterator)
                 gradients = [a + b for a, b in zip(gradients, more_gradients)]
                 sums += more_sums
-        mean = [gradient / tf.maximum(sums[_TOKENS], 1.0) for gradient in gradients]
-        self.strategy.run(self._replica_apply, args=(mean,))
+        self.strategy.run(self._replica_apply, args=(gradients, sums[_TOKENS]))
         self.sums.assign_add(tf.cast(sums, tf.float64))
         return sums
 

@@ -31,7 +31,8 @@ def mirrored(out: str) -> None:
 
     Plain SGD, so that any error in the gradient's scale shows in the weights (Adam's
     steps hardly depend on it), with `global_clipnorm = clip / replicas` as
-    `trainer.make_optimizer` sets it; once without clipping, once clipping every step.
+    `trainer.make_optimizer` sets it; once without clipping, once clipping every step. Then
+    FusedAdam (the training optimizer), whose kernel must update each device's copy.
     """
     import tensorflow as tf
 
@@ -41,6 +42,7 @@ def mirrored(out: str) -> None:
     import numpy as np
 
     from keras_nmt.distribute import make_strategy
+    from keras_nmt.fused_adam import FusedAdam
     from keras_nmt.model import Seq2Seq
     from keras_nmt.trainer import Trainer
 
@@ -82,23 +84,30 @@ def mirrored(out: str) -> None:
 
     initial = new_model().get_weights()
 
-    def run(strategy, clip):
+    def run(strategy, clip, optimizer_class=keras.optimizers.SGD, learning_rate=0.5):
         replicas = strategy.num_replicas_in_sync
         with strategy.scope():
             model = new_model()
             model.set_weights(initial)
-            optimizer = keras.optimizers.SGD(0.5, global_clipnorm=clip / replicas if clip else None)
+            optimizer = optimizer_class(
+                learning_rate, global_clipnorm=clip / replicas if clip else None
+            )
         trainer = Trainer(model, optimizer, strategy)
         dataset = datasets[strategy]
         iterator = iter(strategy.distribute_datasets_from_function(lambda _: dataset))
         sums = [trainer.train_step(iterator, tf.constant(1)).numpy().tolist() for _ in range(3)]
-        return sums, model.get_weights()
+        # Every device's copy of every variable must have been updated alike.
+        copies = [strategy.experimental_local_results(v.value) for v in model.variables]
+        spread = max(float(np.max(np.abs(c[0] - c[-1]))) for c in copies)
+        return sums, model.get_weights(), spread
 
     result = {"replicas": mirrored_strategy.num_replicas_in_sync}
-    for clip in (None, 0.05):
-        single_sums, single_weights = run(single, clip)
-        mirrored_sums, mirrored_weights = run(mirrored_strategy, clip)
-        result[f"clip={clip}"] = {
+    runs = {"clip=None": (None,), "clip=0.05": (0.05,), "fused_adam": (None, FusedAdam, 0.01)}
+    for name, arguments in runs.items():
+        single_sums, single_weights, _ = run(single, *arguments)
+        mirrored_sums, mirrored_weights, spread = run(mirrored_strategy, *arguments)
+        result[name] = {
+            "device_spread": spread,
             "single_sums": single_sums,
             "mirrored_sums": mirrored_sums,
             "moved": max(float(np.max(np.abs(w - i))) for w, i in zip(single_weights, initial)),

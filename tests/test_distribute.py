@@ -71,8 +71,9 @@ def test_mirrored_over_two_devices_equals_one_device_on_the_global_batch(tmp_pat
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2
-    for clip in ("clip=None", "clip=0.05"):
-        run = result[clip]
+    for name in ("clip=None", "clip=0.05", "fused_adam"):
+        run = result[name]
+        assert run["device_spread"] == 0.0
         # Same loss, NLL, accuracy and token count at every step...
         np.testing.assert_allclose(run["mirrored_sums"], run["single_sums"], rtol=1e-5)
         assert [sums[3] for sums in run["single_sums"]] == [16.0] * 3
