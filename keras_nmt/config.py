@@ -91,6 +91,12 @@ class TrainConfig:
     clip_norm: float | None = dataclasses.field(default=5.0, metadata=_range(0.0, open_low=True))
     label_smoothing: float = dataclasses.field(default=0.0, metadata=_range(0.0, 0.99))
     early_stopping_patience: int | None = dataclasses.field(default=3, metadata=_range(1))
+    # Multiply the learning rate by `learning_rate_decay` (null = never) when `best_metric`
+    # has not improved for `learning_rate_patience` epochs (Keras's ReduceLROnPlateau).
+    learning_rate_decay: float | None = dataclasses.field(
+        default=None, metadata=_range(0.0, 1.0, open_low=True)
+    )
+    learning_rate_patience: int = dataclasses.field(default=2, metadata=_range(1))
     # Greedy sacreBLEU on the first `validation_bleu_sentences` validation pairs every
     # `validation_bleu_every` epochs (null = never), logged as `val_bleu`.
     validation_bleu_every: int | None = dataclasses.field(default=None, metadata=_range(1))

@@ -230,6 +230,7 @@ class Trainer:
             if self.model.stop_training and int(self.step.numpy()) < steps:
                 break  # stopped mid-epoch (TerminateOnNaN): no epoch end
             logs = self.logs()
+            logs["learning_rate"] = float(tf.convert_to_tensor(self.optimizer.learning_rate))
             if validation_data is not None:
                 logs.update(
                     {f"val_{name}": value for name, value in self.evaluate(validation_data).items()}

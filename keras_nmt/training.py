@@ -257,6 +257,11 @@ def train(
     )
     checkpointer = Checkpointer(run.backup, trainer.checkpoint, write=chief)
     restored = checkpointer.restore()
+    if restored is None and run.finished_epochs():
+        raise UserError(
+            f"{run.path} has finished epochs but no training state in {run.backup} (deleted, "
+            "or written by an older keras-nmt), so it cannot be resumed; use a new --run-dir"
+        )
     finished = int(trainer.epoch.numpy())
     if restored is not None:
         log(
@@ -316,6 +321,17 @@ def callbacks(
         TokenThroughput(lambda: trainer.sums[3].numpy()),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.train.learning_rate_decay and valid_data is not None:
+        found.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                mode=mode,
+                factor=config.train.learning_rate_decay,
+                patience=config.train.learning_rate_patience,
+                min_lr=config.train.learning_rate / 1000,
+                verbose=0,
+            )
+        )
     if config.train.early_stopping_patience and valid_data is not None:
         found.append(
             keras.callbacks.EarlyStopping(

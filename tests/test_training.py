@@ -60,6 +60,19 @@ def test_rerun_resumes_and_counts_epochs(toy_corpus_dir, tmp_path):
     assert result.history[2]["loss"] < result.history[0]["loss"]
 
 
+def test_a_run_without_its_training_state_is_not_silently_restarted(toy_corpus_dir, tmp_path):
+    import shutil
+
+    from keras_nmt.errors import UserError
+
+    run = tmp_path / "run"
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
+    shutil.rmtree(RunDir(run).backup)
+    with pytest.raises(UserError, match="cannot be resumed"):
+        train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
+    assert len(RunDir(run).finished_epochs()) == 1
+
+
 def test_another_model_config_in_the_same_run_dir_is_refused(toy_corpus_dir, tmp_path):
     import pytest
 
@@ -123,3 +136,23 @@ def test_val_bleu_as_best_metric_needs_it_computed():
 
     with pytest.raises(ConfigError, match="validation_bleu_every"):
         Config.from_dict({}, ["train.best_metric=val_bleu"])
+
+
+def test_learning_rate_decays_when_the_best_metric_stalls(toy_corpus_dir, tmp_path):
+    # A learning rate too high to learn with: validation loss cannot improve for long.
+    config = tiny_config(
+        toy_corpus_dir,
+        "train.epochs=5",
+        "train.learning_rate=0.5",
+        "train.learning_rate_decay=0.5",
+        "train.learning_rate_patience=1",
+    )
+    history = train(config, tmp_path / "run", log=quiet).history
+    rates = [row["learning_rate"] for row in history]
+    assert rates[0] == pytest.approx(0.5)
+    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.5
+    # It halves after each epoch whose val_loss is no better than the best before it.
+    for before, after, row in zip(rates, rates[1:], history):
+        best_so_far = min(r["val_loss"] for r in history[: history.index(row) + 1])
+        improved = row["val_loss"] == best_so_far
+        assert after == pytest.approx(before if improved else before / 2)
