@@ -233,6 +233,7 @@ def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_pat
     )
 
 
+@pytest.mark.slow  # 35 s of subprocesses; test_export_tflite.py covers the same path in process
 def test_tflite_export_translates_and_evaluates(trained_run, tmp_path):
     from tests.conftest import toy_pairs, write_pairs
 
