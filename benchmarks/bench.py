@@ -110,13 +110,14 @@ def default_model() -> pathlib.Path | None:
     return None
 
 
-def target_tokens(model_dir: pathlib.Path, translations: list[str]) -> int:
+def target_tokens(tokenizer, translations: list[str]) -> int:
     """Target tokens the decoder produced for `translations`: their SentencePiece pieces
-    plus one EOS each (what training counts as non-PAD target tokens)."""
-    import sentencepiece
+    (the run's target `Tokenizer`) plus one EOS each (what training counts as non-PAD target
+    tokens)."""
+    import tensorflow as tf
 
-    processor = sentencepiece.SentencePieceProcessor(model_file=str(model_dir / "target.model"))
-    return sum(len(pieces) + 1 for pieces in processor.encode(translations))
+    pieces = tokenizer.tokenize(tf.constant(translations, tf.string)).flat_values
+    return int(tf.size(pieces)) + len(translations)
 
 
 def bench_decode(model_dir: pathlib.Path) -> list[dict]:
@@ -149,7 +150,7 @@ def bench_decode(model_dir: pathlib.Path) -> list[dict]:
                 "decode",
                 model_dir.name,
                 f"{name} b64",
-                target_tokens(model_dir, hypotheses) / seconds64,
+                target_tokens(base.target_tokenizer, hypotheses) / seconds64,
                 "target tok/s",
             ),
             row("decode", model_dir.name, f"{name} b1", 100 / seconds1, "sent/s"),
@@ -157,7 +158,7 @@ def bench_decode(model_dir: pathlib.Path) -> list[dict]:
                 "decode",
                 model_dir.name,
                 f"{name} b1",
-                target_tokens(model_dir, singles) / seconds1,
+                target_tokens(base.target_tokenizer, singles) / seconds1,
                 "target tok/s",
             ),
         ]
@@ -193,6 +194,7 @@ def bench_export(model_dir: pathlib.Path) -> list[dict]:
         ).stdout  # fmt: skip
     measured = json.loads(output.strip().splitlines()[-1])
     beam, greedy = measured["serving_default"], measured["translate_greedy"]
+    tokenizer = translator.target_tokenizer
     return [
         row("export", name, "size", size, "MiB"),
         row("export", name, "load", measured["load_s"], "s"),
@@ -205,7 +207,7 @@ def bench_export(model_dir: pathlib.Path) -> list[dict]:
             "export",
             name,
             "beam b64",
-            target_tokens(model_dir, beam["translations"]) / beam["b64_seconds"],
+            target_tokens(tokenizer, beam["translations"]) / beam["b64_seconds"],
             "target tok/s",
         ),
         row("export", name, "greedy b64", greedy["b64_sent_per_s"], "sent/s"),
@@ -213,7 +215,7 @@ def bench_export(model_dir: pathlib.Path) -> list[dict]:
             "export",
             name,
             "greedy b64",
-            target_tokens(model_dir, greedy["translations"]) / greedy["b64_seconds"],
+            target_tokens(tokenizer, greedy["translations"]) / greedy["b64_seconds"],
             "target tok/s",
         ),
         row("export", name, "greedy b1 p50", greedy["b1_ms"]["p50"], "ms"),

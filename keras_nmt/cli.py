@@ -65,20 +65,10 @@ def _plot_attention(translator, sentences: list[str], first_index: int, director
     """Writes `directory/INDEX.png` for each sentence: its best translation's attention."""
     import pathlib
 
-    from keras_nmt.plotting import plot_attention, trim
+    from keras_nmt.plotting import plot_translations
 
-    size = translator.batch_size
-    for start in range(0, len(sentences), size):
-        batch = sentences[start : start + size]
-        outputs = translator.alignment_batch(batch)
-        for offset, sentence in enumerate(batch):
-            attention, source, target = trim(
-                outputs["attention"][offset],
-                outputs["source_tokens"][offset],
-                outputs["target_tokens"][offset],
-            )
-            name = f"{first_index + start + offset:06d}.png"
-            plot_attention(attention, source, target, pathlib.Path(directory) / name, sentence)
+    names = [f"{first_index + offset:06d}.png" for offset in range(len(sentences))]
+    plot_translations(translator, sentences, [pathlib.Path(directory) / n for n in names])
 
 
 # Lines read, translated and written at a time: memory stays bounded for any file size, and

@@ -67,3 +67,21 @@ def plot_attention(
     finally:
         pyplot.close(figure)
     return path
+
+
+def plot_translations(translator, sentences: Sequence[str], paths: Sequence) -> list[pathlib.Path]:
+    """Writes `paths[i]`: the attention heatmap of `sentences[i]`'s best translation by
+    `translator` (any `TextTranslator` with attention output), in batches of its batch size."""
+    written = []
+    for start in range(0, len(sentences), translator.batch_size):
+        batch = list(sentences[start : start + translator.batch_size])
+        outputs = translator.alignment_batch(batch)
+        for offset, sentence in enumerate(batch):
+            attention, source, target = trim(
+                outputs["attention"][offset],
+                outputs["source_tokens"][offset],
+                outputs["target_tokens"][offset],
+            )
+            path = paths[start + offset]
+            written.append(plot_attention(attention, source, target, path, sentence))
+    return written

@@ -35,17 +35,6 @@ def quickstart_config(run_dir: str | pathlib.Path, overrides=()) -> Config:
     return Config.from_dict(raw, overrides)
 
 
-def plot_example(translator: Translator, sentence: str, path: pathlib.Path) -> pathlib.Path:
-    """Writes the attention heatmap of `sentence`'s translation to `path`."""
-    from keras_nmt.plotting import plot_attention, trim
-
-    outputs = translator.alignment_batch([sentence])
-    attention, source, target = trim(
-        outputs["attention"][0], outputs["source_tokens"][0], outputs["target_tokens"][0]
-    )
-    return plot_attention(attention, source, target, path, sentence)
-
-
 def quickstart(
     run_dir: str | pathlib.Path = "runs/quickstart",
     overrides=(),
@@ -66,7 +55,9 @@ def quickstart(
     log(str(scores))
     for sentence, translation in zip(EXAMPLES, translator.translate(list(EXAMPLES))):
         log(f"  {sentence}\n  -> {translation}")
-    picture = plot_example(translator, EXAMPLES[0], run_dir / "attention.png")
+    from keras_nmt.plotting import plot_translations
+
+    [picture] = plot_translations(translator, EXAMPLES[:1], [run_dir / "attention.png"])
     log(f"attention of the first example: {picture}")
     if export_dir is not None:
         from keras_nmt.exporting.saved_model import export_saved_model

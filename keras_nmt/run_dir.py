@@ -45,10 +45,6 @@ class RunDir:
         by_epoch = {row.get("epoch", index): row for index, row in enumerate(rows)}
         return list(by_epoch.values())
 
-    def best_validation_loss(self) -> float:
-        """The lowest `val_loss` in history.csv, or +inf."""
-        return self.best("val_loss", "min")
-
     def best(self, metric: str, mode: str) -> float:
         """The best value of `metric` in history.csv (`mode` "min" or "max"), or the worst
         possible value if none was logged."""

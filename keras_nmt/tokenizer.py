@@ -57,10 +57,15 @@ def train_sentencepiece(
         num_threads=2,
         minloglevel=2,
     )
+    return write_model(path, model.getvalue())
+
+
+def write_model(path: str | pathlib.Path, proto: bytes) -> pathlib.Path:
+    """Writes a serialized model to `path` atomically (a temporary file, then a rename):
+    another process (a multi-worker run's other workers) may be waiting for it."""
     path = pathlib.Path(path)
-    # Atomically: another process (a multi-worker run's other workers) may be waiting for it.
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temporary.write_bytes(model.getvalue())
+    temporary.write_bytes(proto)
     os.replace(temporary, path)
     return path
 

@@ -214,6 +214,9 @@ class Trainer:
 
             iterator = iter(self.strategy.distribute_datasets_from_function(pipeline))
             callback_list.on_epoch_begin(epoch)
+            # Counted here, not read back from the variables at every step; `self.step` is
+            # written when a checkpoint needs it.
+            iterations, done = self.iterations(), start
             for step in range(start, steps):
                 callback_list.on_train_batch_begin(step)
                 micro_batches = min(
@@ -221,13 +224,14 @@ class Trainer:
                     micro_steps_per_epoch - step * self.accumulation_steps,
                 )
                 self.train_step(iterator, tf.constant(micro_batches, tf.int32))
-                self.step.assign(step + 1)
+                iterations, done = iterations + 1, step + 1
                 callback_list.on_train_batch_end(step, self.logs())
                 if self.model.stop_training:
                     break
-                if step + 1 < steps and self.iterations() % save_every == 0:
-                    checkpointer.save(self.iterations())
-            if self.model.stop_training and int(self.step.numpy()) < steps:
+                if done < steps and iterations % save_every == 0:
+                    self.step.assign(done)
+                    checkpointer.save(iterations)
+            if self.model.stop_training and done < steps:
                 break  # stopped mid-epoch (TerminateOnNaN): no epoch end
             logs = self.logs()
             logs["learning_rate"] = float(tf.convert_to_tensor(self.optimizer.learning_rate))
@@ -240,7 +244,7 @@ class Trainer:
             self.epoch.assign(epoch)
             self.step.assign(0)
             self.stopped.assign(self.model.stop_training)
-            checkpointer.save(self.iterations())
+            checkpointer.save(iterations)
         callback_list.on_train_end()
 
     def iterations(self) -> int:

@@ -16,9 +16,7 @@ import contextlib
 import dataclasses
 import itertools
 import math
-import os
 import pathlib
-import shutil
 import time
 from collections.abc import Callable
 
@@ -27,7 +25,7 @@ import tensorflow as tf
 
 from keras_nmt.callbacks import EpochLogger, TokenThroughput, ValidationBLEU
 from keras_nmt.checkpoint import Checkpointer
-from keras_nmt.config import Config, TrainConfig
+from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
 from keras_nmt.distribute import is_chief, make_strategy
 from keras_nmt.errors import ConfigError, UserError
@@ -40,7 +38,7 @@ from keras_nmt.pipeline import (
     tokenized_corpus,
 )
 from keras_nmt.run_dir import RunDir
-from keras_nmt.tokenizer import Tokenizer, train_sentencepiece
+from keras_nmt.tokenizer import Tokenizer, train_sentencepiece, write_model
 from keras_nmt.trainer import Trainer, make_optimizer
 
 
@@ -117,9 +115,7 @@ def tokenizers(
             log(f"training a shared SentencePiece model ({data.source_vocab_size} pieces)")
             lines = itertools.chain(corpus.source_lines(), corpus.target_lines())
             train_sentencepiece(lines, run.source_model, data.source_vocab_size, **options)
-            copy = run.target_model.with_name(f".{run.target_model.name}.tmp")
-            shutil.copyfile(run.source_model, copy)
-            os.replace(copy, run.target_model)  # atomically, like train_sentencepiece
+            write_model(run.target_model, run.source_model.read_bytes())
         else:
             log(
                 f"training SentencePiece models ({data.source_vocab_size} source, "
@@ -178,16 +174,15 @@ def dtype_policy(mixed_precision: str):
         keras.config.set_dtype_policy(previous)
 
 
-def epoch_dataset(tokenized: tf.data.Dataset, config: Config, replicas: int):
+def epoch_dataset(tokenized: tf.data.Dataset, data: DataConfig, per_replica: TrainConfig):
     """`(epoch, input_context)` -> one input pipeline's endless dataset of per-replica
     batches for `epoch` (see `Trainer.fit`): its shard of the pairs, shuffled for that epoch
-    and batched at `train.batch_size / replicas`."""
-    per_replica = _per_replica_batch_size(config, replicas)
+    and batched as `per_replica` says (`_per_replica_batch_size`)."""
 
     def make(epoch: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
         return make_dataset(
-            tokenized, config.data, per_replica, shuffle=True, epoch=epoch, shard=shard
+            tokenized, data, per_replica, shuffle=True, epoch=epoch, shard=shard
         ).repeat()
 
     return make
@@ -285,7 +280,7 @@ def train(
         else math.ceil(batches / replicas)
     )
     trainer.fit(
-        epoch_dataset(train_tokenized, config, replicas),
+        epoch_dataset(train_tokenized, config.data, per_replica),
         epochs=config.train.epochs,
         micro_steps_per_epoch=micro_steps,
         callbacks=callbacks(
