@@ -110,7 +110,69 @@ class ValidationBLEU(keras.callbacks.Callback):
         if (epoch + 1) % self.every:
             logs["val_bleu"] = float("nan")
             return
+        logs["val_bleu"] = self.bleu()
+
+    def bleu(self) -> float:
+        """Greedy sacreBLEU of the translator's model on the validation subset now."""
         from keras_nmt.evaluation import score
 
-        hypotheses = self.translator.translate(self.sources)
-        logs["val_bleu"] = score(hypotheses, self.references).bleu
+        return score(self.translator.translate(self.sources), self.references).bleu
+
+
+class EpochWeights(keras.callbacks.Callback):
+    """Saves the model's variables at every epoch end through `checkpointer`
+    (`averaging.epoch_checkpointer`: atomic, the last few kept), named by the 1-based epoch.
+
+    Runs in every worker of a multi-worker run (TensorFlow asks all of them to take part in a
+    save); only the chief's checkpointer writes.
+    """
+
+    def __init__(self, checkpointer):
+        super().__init__()
+        self.checkpointer = checkpointer
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.checkpointer.save(epoch + 1)
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Adds `training_minutes` to the epoch logs: the wall time of the run so far, earlier
+    (resumed) runs included. Given `max_minutes`, stops training after the epoch at whose end
+    one more epoch as long as the last would end past the budget.
+
+    Args:
+        started: `time.time()` at the start of this run's `train` call.
+        earlier_minutes: the minutes of earlier runs in the same run directory (the last
+            `training_minutes` of its history; the unfinished epoch of a killed run is lost).
+        max_minutes: the budget, or None.
+        agree: maps this worker's decision to stop (a bool) to the decision of all workers
+            (whether any stops), so that the workers of a multi-worker run stop together.
+        log: a callable taking one string.
+    """
+
+    def __init__(self, started, earlier_minutes, max_minutes, agree, log):
+        super().__init__()
+        self.started = started
+        self.earlier_minutes = earlier_minutes
+        self.max_minutes = max_minutes
+        self.agree = agree
+        self.log = log
+        self._epoch_start = started
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.time()
+        minutes = self.earlier_minutes + (now - self.started) / 60
+        if logs is not None:
+            logs["training_minutes"] = minutes
+        if self.max_minutes is None:
+            return
+        last_epoch = (now - self._epoch_start) / 60
+        if self.agree(minutes + last_epoch > self.max_minutes):
+            self.model.stop_training = True
+            self.log(
+                f"time budget: {minutes:.1f} of train.max_minutes = {self.max_minutes:g} "
+                f"minutes spent, and an epoch takes {last_epoch:.1f}; stopping"
+            )

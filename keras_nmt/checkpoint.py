@@ -98,9 +98,14 @@ class Checkpointer:
         steps = self.steps()
         if not steps:
             return None
-        status = self.checkpoint.read(str(self.path(steps[-1]) / _PREFIX))
-        status.assert_existing_objects_matched()
+        self.read(steps[-1])
         return steps[-1]
+
+    def read(self, step: int) -> None:
+        """Loads the checkpoint of `step` into `checkpoint` (every saved value must find its
+        variable)."""
+        status = self.checkpoint.read(str(self.path(step) / _PREFIX))
+        status.assert_existing_objects_matched()
 
     def _remove_partial(self) -> None:
         if self.directory.is_dir():

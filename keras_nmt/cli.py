@@ -4,6 +4,7 @@
     keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
                         [--beam-size K] [--n-best N] [--plot-attention DIR]
     keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K] [--lowercase] [--ter]
+    keras-nmt average --run-dir DIR [--last N] [--output-dir OUT]
     keras-nmt export --model RUN_DIR --format saved_model [--output-dir BASE] [--name NAME]
                      [--version N] [--set decode.KEY=VALUE ...]
     keras-nmt export --model RUN_DIR --format tflite --output FILE.tflite
@@ -108,6 +109,13 @@ def _evaluate(args) -> None:
     print(evaluate(translator, args.src, args.ref, lowercase=args.lowercase, ter=args.ter))
 
 
+def _average(args) -> None:
+    from keras_nmt.averaging import average_run
+
+    path, epochs = average_run(args.run_dir, args.output_dir, args.last)
+    print(f"averaged the weights of epochs {', '.join(map(str, epochs))} into {path}")
+
+
 def _export(args) -> None:
     from keras_nmt.translator import Translator
 
@@ -209,6 +217,14 @@ def parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--ter", action="store_true", help="also sacreBLEU's TER")
     evaluate.set_defaults(run=_evaluate)
+
+    average = commands.add_parser(
+        "average", help="average the weights of a run's last epochs into a new run directory"
+    )
+    average.add_argument("--run-dir", required=True, help="a run trained with average_last_epochs")
+    average.add_argument("--last", type=int, help="how many epochs (default: all kept)")
+    average.add_argument("--output-dir", help="the new run directory (default: RUN_DIR/averaged)")
+    average.set_defaults(run=_average)
 
     export = commands.add_parser("export", help="export a trained model for serving")
     export.add_argument("--model", required=True, help="a run directory")

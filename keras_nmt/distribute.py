@@ -78,3 +78,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         and resolver.task_id == 0
         and ("chief" not in resolver.cluster_spec().as_dict())
     )
+
+
+def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
+    """Whether `flag` is True in any worker of a multi-worker run (a collective: every worker
+    must call it); `flag` itself for the other strategies."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return flag
+    value = strategy.run(lambda: tf.constant(int(flag)))
+    return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None).numpy())

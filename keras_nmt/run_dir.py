@@ -17,6 +17,8 @@ class RunDir:
     target.model         SentencePiece model of the target language
     model.weights.h5     the best weights so far (by `train.best_metric`), what translators load
     backup/ckpt-<step>/  the training state (weights, optimizer, position) for resuming
+    epochs/ckpt-<epoch>/ the weights at the end of the last `train.average_last_epochs` epochs
+    averaged/            a run directory holding their average (`averaging.average_run`)
     history.csv          one row of losses and metrics per finished epoch
     logs/                TensorBoard event files
     """
@@ -31,6 +33,8 @@ class RunDir:
     target_model = property(lambda self: self.path / "target.model")
     weights = property(lambda self: self.path / "model.weights.h5")
     backup = property(lambda self: self.path / "backup")
+    epochs = property(lambda self: self.path / "epochs")
+    averaged = property(lambda self: self.path / "averaged")
     history = property(lambda self: self.path / "history.csv")
     logs = property(lambda self: self.path / "logs")
 

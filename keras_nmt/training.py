@@ -23,11 +23,18 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from keras_nmt.callbacks import EpochLogger, TokenThroughput, ValidationBLEU
+from keras_nmt.averaging import average_run, epoch_checkpointer
+from keras_nmt.callbacks import (
+    EpochLogger,
+    EpochWeights,
+    TimeBudget,
+    TokenThroughput,
+    ValidationBLEU,
+)
 from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.distribute import is_chief, make_strategy
+from keras_nmt.distribute import any_worker, is_chief, make_strategy
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.model import Seq2Seq
 from keras_nmt.pipeline import (
@@ -207,6 +214,7 @@ def train(
     Raises:
         UserError: missing or misaligned corpus, or a run directory holding another config.
     """
+    started = time.time()  # `train.max_minutes` counts from here
     # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = make_strategy(config.train.strategy)
     replicas = strategy.num_replicas_in_sync
@@ -284,12 +292,27 @@ def train(
         epochs=config.train.epochs,
         micro_steps_per_epoch=micro_steps,
         callbacks=callbacks(
-            config, run, trainer, (source_tokenizer, target_tokenizer), valid_data, chief, log
+            config,
+            run,
+            trainer,
+            (source_tokenizer, target_tokenizer),
+            valid_data,
+            chief,
+            log,
+            time_budget=TimeBudget(
+                started,
+                run.finished_epochs()[-1].get("training_minutes", 0.0) if finished else 0.0,
+                config.train.max_minutes,
+                lambda stop: any_worker(strategy, stop),
+                log,
+            ),
         ),
         checkpointer=checkpointer,
         save_every=config.train.backup_every_steps,
         validation_data=valid_data,
     )
+    if chief and config.train.average_last_epochs:
+        _average(run, config, (source_tokenizer, target_tokenizer), valid_data, log)
     history = run.finished_epochs()
     return TrainResult(run.path, len(history), history, train_counts, valid_counts)
 
@@ -302,20 +325,31 @@ def callbacks(
     valid_data: tf.data.Dataset | None,
     chief: bool,
     log: Callable[[str], None],
+    time_budget: TimeBudget | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The Keras callbacks of a run. Those that decide (validation BLEU, early stopping,
-    NaN) run in every worker so that all stop together; those that write files only in the
-    chief."""
+    NaN, the time budget) run in every worker so that all stop together; those that write
+    files only in the chief."""
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
     found = []
     if config.train.validation_bleu_every and valid_data is not None:
         # First: the callbacks after it (checkpoint, early stopping, logs) read val_bleu.
         found.append(validation_bleu(trainer.model, *tokenizers, config))
+    if time_budget is not None:
+        found.append(time_budget)  # before the logs that record `training_minutes`
     found += [
         TokenThroughput(lambda: trainer.sums[3].numpy()),
         keras.callbacks.TerminateOnNaN(),
     ]
+    if config.train.average_last_epochs:
+        found.append(
+            EpochWeights(
+                epoch_checkpointer(
+                    run, trainer.model, keep=config.train.average_last_epochs, write=chief
+                )
+            )
+        )
     if config.train.learning_rate_decay and valid_data is not None:
         found.append(
             keras.callbacks.ReduceLROnPlateau(
@@ -349,6 +383,26 @@ def callbacks(
             found.append(keras.callbacks.TensorBoard(str(run.logs)))
         found.append(EpochLogger(log, config.train.epochs))
     return found
+
+
+def _average(
+    run: RunDir,
+    config: Config,
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    valid_data: tf.data.Dataset | None,
+    log: Callable[[str], None],
+) -> None:
+    """Writes `run.averaged` (see `averaging`) and logs its greedy validation BLEU."""
+    from keras_nmt.translator import Translator
+
+    path, epochs = average_run(run.path, run.averaged, config.train.average_last_epochs)
+    message = f"averaged the weights of epochs {epochs[0]}-{epochs[-1]} into {path}"
+    if config.train.validation_bleu_every and valid_data is not None:
+        model = Translator.load_run_dir(path).model
+        bleu = validation_bleu(model, *tokenizers, config).bleu()
+        best = run.best("val_bleu", "max")
+        message += f": val_bleu {bleu:.2f} (best epoch: {best:.2f})"
+    log(message)
 
 
 def _silent(_message: str) -> None:

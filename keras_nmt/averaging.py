@@ -1,0 +1,91 @@
+"""Checkpoint averaging: a model whose weights are the mean of the last epochs' weights.
+
+Averaging the parameters of the last few checkpoints of a run (as OpenNMT-tf's
+`average_checkpoints` and Marian's `--exponential-smoothing` do in their ways) usually scores
+higher than any one of them: late epochs wander around a minimum, and their mean is nearer.
+
+With `train.average_last_epochs: N`, training keeps the model's variables at the end of each
+of the last N epochs in `<run>/epochs/ckpt-<epoch>/` (written atomically by
+`checkpoint.Checkpointer`), and when training ends writes `<run>/averaged/`: a run directory
+(config, SentencePiece models, `model.weights.h5`) that `translate`, `evaluate` and `export`
+take like any other. `keras-nmt average` does the same for a run that was stopped by hand.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from keras_nmt.checkpoint import Checkpointer
+from keras_nmt.errors import UserError
+from keras_nmt.run_dir import RunDir
+
+
+def epoch_checkpointer(run: RunDir, model, keep: int, write: bool = True) -> Checkpointer:
+    """The checkpoints of `model`'s variables at epoch ends, `run.epochs/ckpt-<epoch>`."""
+    checkpoint = tf.train.Checkpoint(model=[variable.value for variable in model.variables])
+    return Checkpointer(run.epochs, checkpoint, keep=keep, write=write)
+
+
+def average_epochs(model, checkpointer: Checkpointer, last: int) -> list[int]:
+    """Sets `model`'s floating-point variables to their mean over the last `last` epoch
+    checkpoints (summed in float64); other variables (dropout RNG states) keep the values of
+    the latest one. Returns the averaged epochs.
+
+    Raises:
+        UserError: no epoch checkpoint.
+    """
+    epochs = checkpointer.steps()[-last:]
+    if not epochs:
+        raise UserError(
+            f"no epoch weights in {checkpointer.directory} (set train.average_last_epochs "
+            "before training to keep them)"
+        )
+    variables = [v for v in model.variables if np.dtype(v.dtype).kind == "f"]
+    sums = [np.zeros(v.shape, np.float64) for v in variables]
+    for epoch in epochs:
+        checkpointer.read(epoch)
+        for total, variable in zip(sums, variables):
+            total += np.asarray(variable.numpy(), np.float64)
+    for total, variable in zip(sums, variables):
+        variable.assign((total / len(epochs)).astype(np.dtype(variable.dtype)))
+    return epochs
+
+
+def average_run(
+    run_dir: str | pathlib.Path,
+    output_dir: str | pathlib.Path | None = None,
+    last: int | None = None,
+) -> tuple[pathlib.Path, list[int]]:
+    """Writes the run directory `output_dir` (default `<run_dir>/averaged`) whose weights
+    are the mean of `run_dir`'s last `last` epoch checkpoints (default: all kept).
+
+    The new directory gets copies of `run_dir`'s config and SentencePiece models, and its
+    `model.weights.h5` is written to a temporary file first and renamed into place.
+
+    Returns:
+        The output directory and the averaged epochs (1-based).
+    """
+    from keras_nmt.translator import Translator
+
+    run = RunDir(run_dir)
+    translator = Translator.load_run_dir(run.path)
+    keep = translator.config.train.average_last_epochs
+    checkpointer = epoch_checkpointer(run, translator.model, keep=max(keep, 1), write=False)
+    if last is not None and last < 1:
+        raise UserError(f"--last: expected at least 1 epoch, got {last}")
+    epochs = average_epochs(translator.model, checkpointer, last or len(checkpointer.steps()))
+
+    output = RunDir(output_dir if output_dir is not None else run.averaged)
+    output.path.mkdir(parents=True, exist_ok=True)
+    for name in ("config", "source_model", "target_model"):
+        shutil.copyfile(getattr(run, name), getattr(output, name))
+    with tempfile.TemporaryDirectory(dir=output.path, prefix=".tmp-") as scratch:
+        temporary = pathlib.Path(scratch) / output.weights.name
+        translator.model.save_weights(temporary)
+        temporary.replace(output.weights)
+    return output.path, epochs

@@ -1,0 +1,108 @@
+"""Checkpoint averaging and the training time budget."""
+
+import numpy as np
+import pytest
+
+from keras_nmt import cli
+from keras_nmt.averaging import average_run, epoch_checkpointer
+from keras_nmt.errors import UserError
+from keras_nmt.run_dir import RunDir
+from keras_nmt.training import train
+from keras_nmt.translator import Translator
+from tests.test_training import quiet, tiny_config
+
+
+def _epoch_values(run: RunDir, epoch: int) -> list[np.ndarray]:
+    translator = Translator.load_run_dir(run.path)
+    checkpointer = epoch_checkpointer(run, translator.model, keep=10, write=False)
+    checkpointer.read(epoch)
+    return [v.numpy() for v in translator.model.variables]
+
+
+def test_training_keeps_the_last_epochs_and_writes_their_mean(toy_corpus_dir, tmp_path):
+    messages = []
+    config = tiny_config(toy_corpus_dir, "train.epochs=4", "train.average_last_epochs=3")
+    config = config.replace(["train.validation_bleu_every=1", "train.best_metric=val_bleu"])
+    train(config, tmp_path / "run", log=messages.append)
+    run = RunDir(tmp_path / "run")
+    # Epoch 1 was pruned; 2-4 are kept.
+    assert sorted(p.name for p in run.epochs.iterdir()) == [
+        "ckpt-000000002",
+        "ckpt-000000003",
+        "ckpt-000000004",
+    ]
+    assert any(
+        m.startswith("averaged the weights of epochs 2-4") and "val_bleu" in m for m in messages
+    )
+    epochs = [_epoch_values(run, epoch) for epoch in (2, 3, 4)]
+    averaged = Translator.load(run.averaged)
+    kinds = [np.dtype(v.dtype).kind for v in averaged.model.variables]
+    assert kinds.count("f") > 10
+    for index, (kind, variable) in enumerate(zip(kinds, averaged.model.variables)):
+        if kind == "f":
+            expected = (epochs[0][index] + epochs[1][index] + epochs[2][index]) / 3
+            np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6, atol=1e-7)
+    # The epochs differ, so the mean is none of them (the test is not vacuous).
+    assert not np.allclose(epochs[1][kinds.index("f")], epochs[2][kinds.index("f")])
+    # The last epoch's weights are what training ended with: the backup holds them too.
+    assert averaged.translate(["one two"])  # a loadable run directory that translates
+
+
+def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(
+    toy_corpus_dir, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    train(
+        tiny_config(toy_corpus_dir, "train.epochs=3", "train.average_last_epochs=3"), run, log=quiet
+    )
+    assert (
+        cli.main(
+            [
+                "average",
+                "--run-dir",
+                str(run),
+                "--last",
+                "1",
+                "--output-dir",
+                str(tmp_path / "last"),
+            ]
+        )
+        == 0
+    )
+    assert "epochs 3 into" in capsys.readouterr().out
+    last = Translator.load(tmp_path / "last").model.variables
+    expected = _epoch_values(RunDir(run), 3)
+    for variable, value in zip(last, expected):
+        if np.dtype(variable.dtype).kind == "f":  # (not the dropout RNG states)
+            np.testing.assert_array_equal(variable.numpy(), value)
+
+    plain = tmp_path / "plain"
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), plain, log=quiet)
+    assert cli.main(["average", "--run-dir", str(plain)]) == 2
+    assert "no epoch weights" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--last"):
+        average_run(run, tmp_path / "x", last=0)
+
+
+def test_time_budget_stops_after_the_epoch_that_leaves_no_room(toy_corpus_dir, tmp_path):
+    messages = []
+    run = tmp_path / "run"
+    # A budget of about one second: the first epoch (with tracing) already leaves no room.
+    config = tiny_config(toy_corpus_dir, "train.epochs=5", "train.max_minutes=0.02")
+    result = train(config, run, log=messages.append)
+    assert len(result.history) == 1
+    assert any(m.startswith("time budget:") for m in messages)
+    assert 0 < result.history[0]["training_minutes"] < 10
+    # The run is over: a rerun does not go on.
+    rerun = []
+    train(config, run, log=rerun.append)
+    assert any("stopped early after 1 epochs" in m for m in rerun)
+
+
+def test_training_minutes_add_up_over_a_resumed_run(toy_corpus_dir, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
+    first = RunDir(run).finished_epochs()[-1]["training_minutes"]
+    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
+    second = RunDir(run).finished_epochs()[-1]["training_minutes"]
+    assert second > first > 0
