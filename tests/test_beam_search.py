@@ -108,6 +108,26 @@ def test_empty_batch_batch_of_one_and_maximum_length():
     assert zero.lengths.numpy().tolist() == [[0]] and zero.scores.numpy()[0, 0] == 0.0
 
 
+def test_finished_hypotheses_are_not_stepped():
+    """The first step runs once per sentence, then only the hypotheses still decoding."""
+    stepped = []
+    inner = markov_step(TABLE)
+
+    def counting_step(tokens, state):
+        stepped.append(int(tokens.shape[0]))  # eager: the loop body runs as Python
+        return inner(tokens, state)
+
+    step = forbid_tokens(counting_step, [PAD_ID, BOS_ID])
+    result = beam_search(
+        step, tf.fill([1], BOS_ID), {"unused": tf.zeros([1, 1])}, EOS_ID, tf.fill([1], 4),
+        beam_size=2, n_best=2,
+    )  # fmt: skip
+    assert result.tokens.numpy().tolist() == [[[B, EOS_ID, PAD_ID, PAD_ID], [A, A, A, A]]]
+    # BOS; [A, B]; after B EOS only A A goes on; then A A A; the last step (all ended) gets
+    # one row instead of an empty batch. Without skipping: 2 rows at every step.
+    assert stepped == [1, 2, 1, 1, 1]
+
+
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="n_best: expected 1 <= n_best <= beam_size"):
         run(beam_search, TABLE, 3, beam_size=2, n_best=3)

@@ -11,14 +11,16 @@ VOCAB = 8
 
 
 def table_step(tables):
-    """A fake step: sentence b at step t gets the distribution `tables[b][t]` (state = t)."""
+    """A fake step: sentence b at step t gets the distribution `tables[b][t]` (state: t, and
+    b, which the step passes through; a search may step any subset of the rows)."""
     log_probs = tf.math.log(tf.constant(tables, tf.float32))  # (batch, T, V)
 
     def step(tokens, state):
-        t = state["t"]
-        rows = tf.gather(log_probs, tf.minimum(t, log_probs.shape[1] - 1), axis=1, batch_dims=1)
+        t, sentence = state["t"], state["sentence"]
+        at = tf.stack([sentence, tf.minimum(t, log_probs.shape[1] - 1)], axis=1)
+        rows = tf.gather_nd(log_probs, at)
         attention = tf.one_hot(tf.minimum(t, 2), 3) * tf.ones_like(rows[:, :1])
-        return rows, {"t": t + 1}, attention
+        return rows, {"t": t + 1, "sentence": sentence}, attention
 
     return step
 
@@ -34,7 +36,7 @@ def run(tables, max_lengths):
     return greedy_search(
         table_step(tables),
         tf.fill([batch], BOS_ID),
-        {"t": tf.zeros([batch], tf.int32)},
+        {"t": tf.zeros([batch], tf.int32), "sentence": tf.range(batch)},
         EOS_ID,
         tf.constant(max_lengths, tf.int32),
     )
@@ -64,7 +66,7 @@ def test_empty_batch_and_batch_of_one():
     empty = greedy_search(
         table_step(np.ones((0, 2, VOCAB))),
         tf.zeros([0], tf.int32),
-        {"t": tf.zeros([0], tf.int32)},
+        {"t": tf.zeros([0], tf.int32), "sentence": tf.zeros([0], tf.int32)},
         EOS_ID,
         tf.zeros([0], tf.int32),
     )
@@ -84,7 +86,11 @@ def test_forbidden_tokens_are_never_chosen():
     tables = [[first, dist(EOS_ID, 0.9)]]
     step = forbid_tokens(table_step(tables), [PAD_ID, BOS_ID])
     result = greedy_search(
-        step, tf.fill([1], BOS_ID), {"t": tf.zeros([1], tf.int32)}, EOS_ID, tf.constant([3])
+        step,
+        tf.fill([1], BOS_ID),
+        {"t": tf.zeros([1], tf.int32), "sentence": tf.zeros([1], tf.int32)},
+        EOS_ID,
+        tf.constant([3]),
     )
     tokens = result.tokens.numpy()[0].tolist()
     assert tokens == [5, EOS_ID, PAD_ID]
@@ -109,3 +115,31 @@ def test_greedy_on_a_model_is_the_argmax_of_its_own_teacher_forced_pass():
         allowed = log_probs.numpy()[row, :n, 2:]
         np.testing.assert_array_less(np.max(allowed, axis=-1) - 1e-5, chosen)
         np.testing.assert_allclose(result.scores[row], chosen.sum(), rtol=1e-4)
+
+
+def test_finished_sentences_are_not_stepped():
+    """Each step runs on the sentences still decoding only (a step costs a vocabulary
+    projection per row)."""
+    stepped = []
+    tables = [
+        [dist(5), dist(6), dist(EOS_ID), dist(7)],  # ends at t = 2
+        [dist(EOS_ID), dist(4), dist(4), dist(4)],  # ends at t = 0
+        [dist(4), dist(4), dist(4), dist(4)],  # stops at its maximum, 3 tokens
+    ]
+    inner = table_step(tables)
+
+    def counting_step(tokens, state):
+        stepped.append(int(tokens.shape[0]))  # eager: the loop body runs as Python
+        return inner(tokens, state)
+
+    result = greedy_search(
+        counting_step,
+        tf.fill([3], BOS_ID),
+        {"t": tf.zeros([3], tf.int32), "sentence": tf.range(3)},
+        EOS_ID,
+        tf.constant([4, 4, 3]),
+    )
+    assert result.lengths.numpy().tolist() == [2, 0, 3]
+    # All three first; then sentences 0 and 2 twice; the last step, after everything has
+    # ended, gets one row instead of an empty batch (its result is not used).
+    assert stepped == [3, 2, 2, 1]

@@ -2,7 +2,10 @@
 
     step(tokens (batch,), state) -> (log_probs (batch, V), new_state, attention (batch, S))
 
-and knows nothing of the model behind it.
+and knows nothing of the model behind it. A search may step any subset of the rows (those
+still decoding), so each row's result may depend only on its token and its state: everything
+per sentence that a step reads (e.g. the encoder memory) is in the state. A leaf the step
+returns unchanged (the very tensor it was given) is taken for a per-sentence constant.
 """
 
 from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty

@@ -1,7 +1,9 @@
 """Batched beam search in one tf.while_loop over `batch * beam` flattened hypotheses.
 
-- Every leaf of the step state is repeated `beam` times along the batch axis once, then
-  re-gathered along the beam axis at every step with one `tf.nest.map_structure`.
+- The first step runs once per sentence; its state is then repeated `beam` times along the
+  batch axis. After that, each step runs only on the hypotheses still decoding
+  (`greedy.step_rows`), reading the states of the hypotheses they extend: a finished
+  hypothesis, or any hypothesis of a finished sentence, costs no step.
 - A finished hypothesis is frozen: it may only extend with PAD at no cost, so its score and
   length stop changing.
 - Candidates are ranked by the GNMT length-normalised score
@@ -19,7 +21,14 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_nmt.decoding.greedy import StepFn, token_at, write_at
+from keras_nmt.decoding.greedy import (
+    StepFn,
+    active_rows,
+    scatter_rows,
+    step_rows,
+    token_at,
+    write_at,
+)
 from keras_nmt.tokenizer import PAD_ID
 
 
@@ -46,11 +55,6 @@ def length_penalty(lengths, alpha: float):
 def tile_beams(state: Any, beam_size: int) -> Any:
     """Repeats every leaf `(batch, ...)` to `(batch * beam, ...)`, beams of a sentence adjacent."""
     return tf.nest.map_structure(lambda x: tf.repeat(x, beam_size, axis=0), state)
-
-
-def gather_beams(state: Any, indices) -> Any:
-    """Picks rows `indices` `(batch * beam,)` of every leaf `(batch * beam, ...)`."""
-    return tf.nest.map_structure(lambda x: tf.gather(x, indices, axis=0), state)
 
 
 def beam_search(
@@ -93,11 +97,21 @@ def beam_search(
     # Row offsets of each sentence's beams in the flattened batch.
     offsets = tf.repeat(tf.range(batch) * k, k)  # (batch * k,)
 
-    log_probs, state, attention = step(tf.repeat(start_ids, k), tile_beams(initial_state, k))
-    # At the start only the first beam of each sentence is alive.
-    cumulative = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -float("inf"))], 0), [batch])
+    log_probs, state, attention = step(start_ids, initial_state)  # one row per sentence
     # Candidates per beam: its best k tokens (fewer if the vocabulary is smaller).
     per_beam = min(k, log_probs.shape[-1] or k)
+
+    def choose(log_probs):
+        """`(n, V)` -> each row's `per_beam` best log-probabilities and tokens `(n, per_beam)`.
+        A sentence's k best extensions are among its beams' k best tokens each (the
+        normalised score is increasing in a token's log-probability within a beam), so k * k
+        candidates per sentence are ranked instead of k * V."""
+        return tf.math.top_k(tf.cast(log_probs, tf.float32), k=per_beam)
+
+    row_scores, row_tokens = tile_beams(choose(log_probs), k)
+    state, attention = tile_beams((state, attention), k)
+    # At the start only the first beam of each sentence is alive.
+    cumulative = tf.tile(tf.concat([[0.0], tf.fill([k - 1], -float("inf"))], 0), [batch])
     # The one continuation of a finished hypothesis: PAD at no cost.
     frozen = tf.concat([[0.0], tf.fill([per_beam - 1], -float("inf"))], 0)  # (per_beam,)
     finished = tf.less_equal(beam_max_lengths, 0)
@@ -105,11 +119,10 @@ def beam_search(
     tokens = tf.fill([flat, length], PAD_ID)
     weights = tf.zeros([flat, length, tf.shape(attention)[1]], attention.dtype)
 
-    def body(t, log_probs, state, attention, cumulative, finished, lengths, tokens, weights):
-        # A sentence's k best extensions are among its beams' k best tokens each (the
-        # normalised score is increasing in a token's log-probability within a beam), so
-        # rank k * k candidates per sentence instead of k * V.
-        row_scores, row_tokens = tf.math.top_k(tf.cast(log_probs, tf.float32), k=per_beam)
+    def body(
+        t, row_scores, row_tokens, state, attention, cumulative, finished, lengths, tokens,
+        weights,
+    ):  # fmt: skip
         row_scores = tf.where(finished[:, None], frozen[None, :], row_scores)  # (flat, per_beam)
         row_tokens = tf.where(finished[:, None], PAD_ID, row_tokens)
         candidates = cumulative[:, None] + row_scores  # (flat, per_beam)
@@ -122,7 +135,6 @@ def beam_search(
         token = tf.gather(tf.reshape(row_tokens, [-1]), chosen)
         cumulative = tf.gather(tf.reshape(candidates, [-1]), chosen)
 
-        state = gather_beams(state, origin)
         was_finished = tf.gather(finished, origin)
         lengths = tf.gather(lengths, origin) + tf.cast(~was_finished, tf.int32)
         tokens = write_at(tf.gather(tokens, origin), t, token)
@@ -132,15 +144,27 @@ def beam_search(
         # Beams come ranked (top_k sorts): a sentence is done when its n_best first are.
         done = tf.reduce_all(tf.reshape(finished, [batch, k])[:, :n_best], axis=1)
         finished = finished | tf.repeat(done, k)
-        log_probs, state, attention = step(token, state)
-        return t + 1, log_probs, state, attention, cumulative, finished, lengths, tokens, weights
+        # The next step, for the hypotheses still decoding only, from the states of those
+        # they extend.
+        rows = active_rows(tf.logical_not(finished))
+        log_probs, state, new_attention = step_rows(
+            step, tf.gather(token, rows), state, tf.gather(origin, rows), rows, flat
+        )
+        new_scores, new_tokens = choose(log_probs)
+        row_scores = scatter_rows(rows, new_scores, flat, like=row_scores)
+        row_tokens = scatter_rows(rows, new_tokens, flat, like=row_tokens)
+        attention = scatter_rows(rows, new_attention, flat, like=attention)
+        return (
+            t + 1, row_scores, row_tokens, state, attention, cumulative, finished, lengths,
+            tokens, weights,
+        )  # fmt: skip
 
     def cond(t, *loop_vars):
-        return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(loop_vars[4])))
+        return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(loop_vars[5])))
 
-    loop_vars = (tf.constant(0), log_probs, state, attention, cumulative, finished, lengths)
-    loop_vars += (tokens, weights)
-    _, _, _, _, cumulative, _, lengths, tokens, weights = tf.while_loop(cond, body, loop_vars)
+    loop_vars = (tf.constant(0), row_scores, row_tokens, state, attention, cumulative)
+    loop_vars += (finished, lengths, tokens, weights)
+    *_, cumulative, _, lengths, tokens, weights = tf.while_loop(cond, body, loop_vars)
 
     scores = cumulative / length_penalty(tf.cast(lengths, tf.float32), length_penalty_alpha)
     scores = tf.reshape(scores, [batch, k])
