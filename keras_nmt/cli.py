@@ -2,8 +2,9 @@
 
     keras-nmt train --config FILE --run-dir DIR [--strategy S] [--set section.key=value ...]
     keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
-                        [--beam-size K] [--n-best N] [--plot-attention DIR]
-    keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K] [--lowercase] [--ter]
+                        [--beam-size K] [--length-penalty A] [--n-best N] [--plot-attention DIR]
+    keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K] [--length-penalty A]
+                       [--lowercase] [--ter]
     keras-nmt average --run-dir DIR [--last N] [--output-dir OUT]
     keras-nmt export --model RUN_DIR --format saved_model [--output-dir BASE] [--name NAME]
                      [--version N] [--set decode.KEY=VALUE ...]
@@ -42,7 +43,9 @@ def _train(args) -> None:
 def _translate(args) -> None:
     from keras_nmt.translator import Translator
 
-    translator = Translator.load(args.model).with_decoding(args.beam_size, args.n_best)
+    translator = Translator.load(args.model).with_decoding(
+        args.beam_size, args.n_best, args.length_penalty
+    )
     n_best = translator.n_best
     index = 0
     with _open(args.input, "r") as source, _open(args.output, "w") as target:
@@ -105,7 +108,9 @@ def _evaluate(args) -> None:
     from keras_nmt.evaluation import evaluate
     from keras_nmt.translator import Translator
 
-    translator = Translator.load(args.model).with_decoding(args.beam_size)
+    translator = Translator.load(args.model).with_decoding(
+        args.beam_size, length_penalty=args.length_penalty
+    )
     print(evaluate(translator, args.src, args.ref, lowercase=args.lowercase, ter=args.ter))
 
 
@@ -179,6 +184,9 @@ def parser() -> argparse.ArgumentParser:
     overrides = dict(
         action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a config value"
     )
+    length_penalty = dict(
+        type=float, metavar="ALPHA", help="GNMT length penalty alpha (0 = off; default: config)"
+    )
 
     train = commands.add_parser("train", help="train (or resume training) a model")
     train.add_argument("--config", required=True, help="YAML config file")
@@ -197,6 +205,7 @@ def parser() -> argparse.ArgumentParser:
     translate.add_argument("--output", help="output file (default: stdout)")
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
     translate.add_argument("--beam-size", type=int, help="beam size (1 = greedy; default: config)")
+    translate.add_argument("--length-penalty", **length_penalty)
     translate.add_argument(
         "--n-best", type=int, help="hypotheses per sentence, written as INDEX ||| TEXT ||| SCORE"
     )
@@ -212,6 +221,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
     evaluate.add_argument("--ref", required=True, help="reference file (plain or .gz)")
     evaluate.add_argument("--beam-size", type=int, help="beam size (1 = greedy; default: config)")
+    evaluate.add_argument("--length-penalty", **length_penalty)
     evaluate.add_argument(
         "--lowercase", action="store_true", help="case-insensitive scores (as Multi30k papers)"
     )

@@ -15,7 +15,11 @@ import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the expor
 
 from keras_nmt.errors import UserError
 from keras_nmt.exporting.saved_model import INPUT_NAME, METADATA
-from keras_nmt.translator import TextTranslator, check_exported_beam
+from keras_nmt.translator import (
+    TextTranslator,
+    check_exported_beam,
+    check_exported_length_penalty,
+)
 
 
 def find_export(path: pathlib.Path) -> pathlib.Path | None:
@@ -55,11 +59,16 @@ class SavedModelTranslator(TextTranslator):
         return cls(tf.saved_model.load(str(path)), path, info)
 
     def with_decoding(
-        self, beam_size: int | None = None, n_best: int | None = None
+        self,
+        beam_size: int | None = None,
+        n_best: int | None = None,
+        length_penalty: float | None = None,
     ) -> SavedModelTranslator:
-        """Greedy (beam 1) or the exported beam; n-best up to the exported beam size."""
+        """Greedy (beam 1) or the exported beam; n-best up to the exported beam size; the
+        exported length penalty."""
         exported = self.info["decode"]["beam_size"]
         check_exported_beam(beam_size, exported)
+        check_exported_length_penalty(length_penalty, self.info["decode"]["length_penalty"])
         n_best = n_best or 1
         if beam_size == 1 and n_best > 1:
             raise UserError(f"--n-best: expected 1 with greedy search (beam 1), got {n_best}")

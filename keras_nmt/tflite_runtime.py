@@ -13,7 +13,11 @@ import numpy as np
 
 from keras_nmt.errors import UserError
 from keras_nmt.exporting.tflite import read_metadata
-from keras_nmt.translator import TextTranslator, check_exported_beam
+from keras_nmt.translator import (
+    TextTranslator,
+    check_exported_beam,
+    check_exported_length_penalty,
+)
 
 
 class TFLiteTranslator(TextTranslator):
@@ -52,10 +56,15 @@ class TFLiteTranslator(TextTranslator):
         return cls(interpreter, path, info)
 
     def with_decoding(
-        self, beam_size: int | None = None, n_best: int | None = None
+        self,
+        beam_size: int | None = None,
+        n_best: int | None = None,
+        length_penalty: float | None = None,
     ) -> TFLiteTranslator:
-        """Greedy (beam 1) or the exported beam; one hypothesis per sentence."""
+        """Greedy (beam 1) or the exported beam; one hypothesis per sentence; the exported
+        length penalty."""
         check_exported_beam(beam_size, self.info["decode"]["beam_size"])
+        check_exported_length_penalty(length_penalty, self.info["decode"]["length_penalty"])
         if n_best not in (None, 1):
             raise UserError(f"--n-best: a TFLite export returns one hypothesis, got {n_best}")
         signature = "translate_greedy" if beam_size == 1 else "translate"

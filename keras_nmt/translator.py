@@ -46,6 +46,15 @@ def check_exported_beam(beam_size: int | None, exported: int) -> None:
         )
 
 
+def check_exported_length_penalty(alpha: float | None, exported: float) -> None:
+    """An export's length penalty is part of its graph: `alpha` must be None or the same."""
+    if alpha is not None and alpha != exported:
+        raise UserError(
+            f"--length-penalty: this export's is {exported:g}, got {alpha:g}; re-export with "
+            f"--set decode.length_penalty={alpha:g}"
+        )
+
+
 class TextTranslator(abc.ABC):
     """Lists of strings in, translations out; subclasses implement `translate_batch` and
     `with_decoding`.
@@ -65,9 +74,13 @@ class TextTranslator(abc.ABC):
 
     @abc.abstractmethod
     def with_decoding(
-        self, beam_size: int | None = None, n_best: int | None = None
+        self,
+        beam_size: int | None = None,
+        n_best: int | None = None,
+        length_penalty: float | None = None,
     ) -> TextTranslator:
-        """The same model decoding with another beam size or number of hypotheses."""
+        """The same model decoding with another beam size, number of hypotheses or length
+        penalty (GNMT alpha); None keeps the current one."""
 
     def alignment_batch(self, sentences: list[str]) -> dict[str, np.ndarray]:
         """The best hypotheses' `attention` `(batch, T, S)`, `source_tokens` `(batch, S)` and
@@ -183,10 +196,17 @@ class Translator(tf.Module, TextTranslator):
         table = tf.constant(tokenizer.pieces, tf.string)
         return tf.where(ids == PAD_ID, "", tf.gather(table, ids))
 
-    def with_decoding(self, beam_size: int | None = None, n_best: int | None = None) -> Translator:
+    def with_decoding(
+        self,
+        beam_size: int | None = None,
+        n_best: int | None = None,
+        length_penalty: float | None = None,
+    ) -> Translator:
         """The same model with other decoding settings (validated like the config)."""
         overrides = [f"decode.beam_size={beam_size}"] if beam_size is not None else []
         overrides += [f"decode.n_best={n_best}"] if n_best is not None else []
+        if length_penalty is not None:
+            overrides.append(f"decode.length_penalty={length_penalty}")
         config = self.config.replace(overrides) if overrides else self.config
         return Translator(self.model, self.source_tokenizer, self.target_tokenizer, config)
 

@@ -231,6 +231,34 @@ def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_pat
     assert_one_line_error(
         run("translate", "--model", str(base / "toy"), "--beam-size", "4"), "beam 3 or greedily"
     )
+    assert_one_line_error(
+        run("translate", "--model", str(base / "toy"), "--length-penalty", "1.5"),
+        "re-export with --set decode.length_penalty=1.5",
+    )
+
+
+def test_length_penalty_flag_rescores_the_same_hypotheses(trained_run, tmp_path, capsys):
+    """`--length-penalty` reaches the search: GNMT's lp(n) = ((5 + n) / 6) ** alpha is 1 for
+    one token and above 1 for more, so with alpha 1 a hypothesis scores log P / lp(n) >= log P."""
+    from keras_nmt import cli
+    from tests.conftest import toy_pairs
+
+    sources = tmp_path / "sources.txt"
+    sources.write_text("\n".join(s for s, _ in toy_pairs()[:8]) + "\n", encoding="utf-8")
+    scored = {}
+    for alpha in ("0", "1"):
+        argv = ["translate", "--model", str(trained_run), "--input", str(sources)]
+        argv += ["--beam-size", "3", "--n-best", "3", "--length-penalty", alpha]
+        assert cli.main(argv) == 0
+        lines = capsys.readouterr().out.splitlines()
+        scored[alpha] = {
+            (index, text): float(score)
+            for index, text, score in (line.split(" ||| ") for line in lines)
+        }
+    same = scored["0"].keys() & scored["1"].keys()
+    assert len(same) >= 8
+    assert all(scored["1"][key] >= scored["0"][key] - 1e-4 for key in same)
+    assert sum(scored["1"][key] > scored["0"][key] + 1e-3 for key in same) >= 4
 
 
 @pytest.mark.slow  # 35 s of subprocesses; test_export_tflite.py covers the same path in process
