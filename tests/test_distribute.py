@@ -95,7 +95,15 @@ def free_ports(count: int) -> list[int]:
 def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_path):
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     run = tmp_path / "run"
-    settings = overrides(toy_corpus_dir, "train.strategy=multi_worker", "train.epochs=3")
+    # A time budget (never reached: its stop decision is agreed on by a collective at every
+    # epoch end) and epoch weights kept for averaging (every worker takes part in the save).
+    settings = overrides(
+        toy_corpus_dir,
+        "train.strategy=multi_worker",
+        "train.epochs=3",
+        "train.max_minutes=1000",
+        "train.average_last_epochs=2",
+    )
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
@@ -129,6 +137,13 @@ def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_p
     assert [row["epoch"] for row in history] == [0, 1, 2]
     assert history[-1]["loss"] < history[0]["loss"]
     assert "training corpus" in outputs[0][0] and "training corpus" not in outputs[1][0]
+    assert all(row["training_minutes"] > 0 for row in history)
+    assert sorted(p.name for p in RunDir(run).epochs.iterdir()) == [
+        "ckpt-000000002",
+        "ckpt-000000003",
+    ]
+    assert "averaged the weights of epochs 2-3" in outputs[0][0]
+    assert (RunDir(run).averaged / "model.weights.h5").is_file()
 
 
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(toy_corpus_dir, tmp_path):

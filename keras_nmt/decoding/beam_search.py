@@ -2,7 +2,7 @@
 
 - The first step runs once per sentence; its state is then repeated `beam` times along the
   batch axis. After that, each step runs only on the hypotheses still decoding
-  (`greedy.step_rows`), reading the states of the hypotheses they extend: a finished
+  (`rows.step_rows`), reading the states of the hypotheses they extend: a finished
   hypothesis, or any hypothesis of a finished sentence, costs no step.
 - A finished hypothesis is frozen: it may only extend with PAD at no cost, so its score and
   length stop changing.
@@ -21,14 +21,8 @@ from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-from keras_nmt.decoding.greedy import (
-    StepFn,
-    active_rows,
-    scatter_rows,
-    step_rows,
-    token_at,
-    write_at,
-)
+from keras_nmt.decoding.rows import active_rows, scatter_rows, step_rows, token_at, write_at
+from keras_nmt.decoding.step import StepFn
 from keras_nmt.tokenizer import PAD_ID
 
 

@@ -7,7 +7,9 @@ from typing import Any
 import tensorflow as tf
 
 from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
-from keras_nmt.decoding.greedy import StepFn, greedy_search, token_at
+from keras_nmt.decoding.greedy import greedy_search
+from keras_nmt.decoding.rows import token_at
+from keras_nmt.decoding.step import StepFn
 
 
 def search(

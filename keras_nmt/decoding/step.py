@@ -1,13 +1,15 @@
-"""Wrappers around step functions."""
+"""The step function type, and wrappers around step functions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.decoding.greedy import StepFn
+# step(tokens (batch,), state) -> (log_probs (batch, V), new_state, attention (batch, S))
+StepFn = Callable[[tf.Tensor, Any], tuple[tf.Tensor, Any, tf.Tensor]]
 
 
 def forbid_tokens(step: StepFn, token_ids: Sequence[int]) -> StepFn:
