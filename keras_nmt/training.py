@@ -301,7 +301,7 @@ def train(
             log,
             time_budget=TimeBudget(
                 started,
-                run.finished_epochs()[-1].get("training_minutes", 0.0) if finished else 0.0,
+                _earlier_minutes(run),
                 config.train.max_minutes,
                 lambda stop: any_worker(strategy, stop),
                 log,
@@ -383,6 +383,12 @@ def callbacks(
             found.append(keras.callbacks.TensorBoard(str(run.logs)))
         found.append(EpochLogger(log, config.train.epochs))
     return found
+
+
+def _earlier_minutes(run: RunDir) -> float:
+    """The `training_minutes` of the last epoch logged by earlier runs (0 for a new run)."""
+    rows = run.finished_epochs()
+    return rows[-1].get("training_minutes", 0.0) if rows else 0.0
 
 
 def _average(
