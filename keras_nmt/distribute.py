@@ -86,4 +86,5 @@ def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return flag
     value = strategy.run(lambda: tf.constant(int(flag)))
-    return bool(strategy.reduce(tf.distribute.ReduceOp.MAX, value, axis=None).numpy())
+    # ReduceOp has only SUM and MEAN: a flag is up somewhere when the sum is positive.
+    return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy() > 0)

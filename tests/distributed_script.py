@@ -155,7 +155,7 @@ def kill_at_step(epoch: int, step: int, run_dir: str, overrides) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     make = training.callbacks
-    training.callbacks = lambda *args: [*make(*args), Kill()]
+    training.callbacks = lambda *args, **kwargs: [*make(*args, **kwargs), Kill()]
     training.train(_config(overrides), run_dir, log=print)
 
 
