@@ -138,7 +138,10 @@ class EpochWeights(keras.callbacks.Callback):
 class TimeBudget(keras.callbacks.Callback):
     """Adds `training_minutes` to the epoch logs: the wall time of the run so far, earlier
     (resumed) runs included. Given `max_minutes`, stops training after the epoch at whose end
-    one more epoch as long as the last would end past the budget.
+    one more epoch as long as the last would end past the budget. An epoch's length runs
+    from the end of the one before (from `started` for the first of a run), so it counts what
+    happens between epochs too: the saves after an epoch end and the next epoch's input
+    pipeline, which took up to 50 s an epoch here.
 
     Args:
         started: `time.time()` at the start of this run's `train` call.
@@ -157,10 +160,7 @@ class TimeBudget(keras.callbacks.Callback):
         self.max_minutes = max_minutes
         self.agree = agree
         self.log = log
-        self._epoch_start = started
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.time()
+        self._previous_end = started
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
@@ -169,7 +169,7 @@ class TimeBudget(keras.callbacks.Callback):
             logs["training_minutes"] = minutes
         if self.max_minutes is None:
             return
-        last_epoch = (now - self._epoch_start) / 60
+        last_epoch, self._previous_end = (now - self._previous_end) / 60, now
         if self.agree(minutes + last_epoch > self.max_minutes):
             self.model.stop_training = True
             self.log(

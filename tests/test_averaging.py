@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_nmt import cli
+from keras_nmt import callbacks, cli
 from keras_nmt.averaging import average_run, epoch_checkpointer
 from keras_nmt.errors import UserError
 from keras_nmt.run_dir import RunDir
@@ -97,6 +97,31 @@ def test_time_budget_stops_after_the_epoch_that_leaves_no_room(toy_corpus_dir, t
     rerun = []
     train(config, run, log=rerun.append)
     assert any("stopped early after 1 epochs" in m for m in rerun)
+
+
+def test_time_budget_counts_the_time_between_epochs(monkeypatch):
+    """Saves and the next input pipeline run between one epoch's end and the next one's
+    begin: an epoch's length is measured from end to end, so the budget is not overrun."""
+    clock = iter([60.0, 150.0, 240.0])  # the ends of epochs 1-3, in seconds
+    monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
+    messages = []
+    budget = callbacks.TimeBudget(0.0, 0.0, 3.9, agree=lambda stop: stop, log=messages.append)
+
+    class Model:
+        stop_training = False
+
+    budget.set_model(Model())
+    logs = {}
+    budget.on_epoch_begin(0)
+    budget.on_epoch_end(0, logs)  # 1.0 min spent, + 1.0 fits in 3.9
+    assert logs["training_minutes"] == 1.0 and not budget.model.stop_training
+    budget.on_epoch_begin(1)  # 30 s after the end of epoch 1
+    budget.on_epoch_end(1, logs)  # 2.5 spent; the epoch took 1.5 end to end: 4.0 > 3.9
+    assert logs["training_minutes"] == 2.5 and budget.model.stop_training
+    assert messages == [
+        "time budget: 2.5 of train.max_minutes = 3.9 minutes spent, and an epoch takes 1.5; "
+        "stopping"
+    ]
 
 
 def test_training_minutes_add_up_over_a_resumed_run(toy_corpus_dir, tmp_path):
