@@ -101,8 +101,9 @@ def test_time_budget_stops_after_the_epoch_that_leaves_no_room(toy_corpus_dir, t
 
 def test_time_budget_counts_the_time_between_epochs(monkeypatch):
     """Saves and the next input pipeline run between one epoch's end and the next one's
-    begin: an epoch's length is measured from end to end, so the budget is not overrun."""
-    clock = iter([60.0, 150.0, 240.0])  # the ends of epochs 1-3, in seconds
+    begin: an epoch's length is measured from end to end, and the longest one counts, so
+    the budget is not overrun."""
+    clock = iter([60.0, 150.0, 210.0])  # the ends of epochs 1-3, in seconds
     monkeypatch.setattr(callbacks.time, "time", lambda: next(clock))
     messages = []
     budget = callbacks.TimeBudget(0.0, 0.0, 3.9, agree=lambda stop: stop, log=messages.append)
@@ -119,9 +120,13 @@ def test_time_budget_counts_the_time_between_epochs(monkeypatch):
     budget.on_epoch_end(1, logs)  # 2.5 spent; the epoch took 1.5 end to end: 4.0 > 3.9
     assert logs["training_minutes"] == 2.5 and budget.model.stop_training
     assert messages == [
-        "time budget: 2.5 of train.max_minutes = 3.9 minutes spent, and an epoch takes 1.5; "
-        "stopping"
+        "time budget: 2.5 of train.max_minutes = 3.9 minutes spent, and an epoch takes up to "
+        "1.5; stopping"
     ]
+    # A short epoch after a long one: the long one still counts (3.5 + 1.5 > 4.9).
+    budget.max_minutes, budget.model.stop_training = 4.9, False
+    budget.on_epoch_end(2, logs)  # 3.5 spent, the epoch took 1.0
+    assert logs["training_minutes"] == 3.5 and budget.model.stop_training
 
 
 def test_training_minutes_add_up_over_a_resumed_run(toy_corpus_dir, tmp_path):
