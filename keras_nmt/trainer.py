@@ -209,8 +209,13 @@ class Trainer:
                 self.sums.assign(tf.zeros([4], tf.float64))
 
             def pipeline(input_context, epoch=epoch, start=start):
-                skip = start * self.accumulation_steps * self.replicas_per_pipeline(input_context)
-                return epoch_dataset(epoch, input_context).skip(skip)
+                per_pipeline = self.replicas_per_pipeline(input_context)
+                skip = start * self.accumulation_steps * per_pipeline
+                # Exactly the epoch's batches: an endless iterator goes on preparing the next
+                # pass in the background, and dropping it then waits for its threads (up to
+                # 50 s between epochs here).
+                epoch_batches = micro_steps_per_epoch * per_pipeline
+                return epoch_dataset(epoch, input_context).take(epoch_batches).skip(skip)
 
             iterator = iter(self.strategy.distribute_datasets_from_function(pipeline))
             callback_list.on_epoch_begin(epoch)
