@@ -211,9 +211,9 @@ class Trainer:
             def pipeline(input_context, epoch=epoch, start=start):
                 per_pipeline = self.replicas_per_pipeline(input_context)
                 skip = start * self.accumulation_steps * per_pipeline
-                # Exactly the epoch's batches: an endless iterator goes on preparing the next
-                # pass in the background, and dropping it then waits for its threads (up to
-                # 50 s between epochs here).
+                # Exactly the epoch's batches, so that nothing prepares a pass no one reads.
+                # (Dropping an epoch's iterator can still wait up to 50 s for its tf.data
+                # threads here, with or without this: not understood yet.)
                 epoch_batches = micro_steps_per_epoch * per_pipeline
                 return epoch_dataset(epoch, input_context).take(epoch_batches).skip(skip)
 
