@@ -209,13 +209,8 @@ class Trainer:
                 self.sums.assign(tf.zeros([4], tf.float64))
 
             def pipeline(input_context, epoch=epoch, start=start):
-                per_pipeline = self.replicas_per_pipeline(input_context)
-                skip = start * self.accumulation_steps * per_pipeline
-                # Exactly the epoch's batches, so that nothing prepares a pass no one reads.
-                # (Dropping an epoch's iterator can still wait up to 50 s for its tf.data
-                # threads here, with or without this: not understood yet.)
-                epoch_batches = micro_steps_per_epoch * per_pipeline
-                return epoch_dataset(epoch, input_context).take(epoch_batches).skip(skip)
+                skip = start * self.accumulation_steps * self.replicas_per_pipeline(input_context)
+                return epoch_dataset(epoch, input_context).skip(skip)
 
             iterator = iter(self.strategy.distribute_datasets_from_function(pipeline))
             callback_list.on_epoch_begin(epoch)
