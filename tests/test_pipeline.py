@@ -66,3 +66,16 @@ def test_token_batches_respect_the_token_budget(tmp_path, sp_models):
         width = max(inputs["source"].shape[1], labels.shape[1])
         upper = (width // 4 + 1) * 4  # the bucket's exclusive upper bound
         assert labels.shape[0] * (upper - 1) <= max(40, upper)
+
+
+def test_training_and_validation_batches_run_without_the_autotuning_model(tmp_path, sp_models):
+    # Deleting an iterator of an autotuned pipeline waits for the autotuning thread's next
+    # wake-up (up to 60 s): training makes one iterator per epoch.
+    from tests.conftest import toy_pairs
+
+    tokenized = _setup(tmp_path, sp_models, toy_pairs(8))
+    assert tokenized.options().autotune.enabled is False
+    for shuffle in (True, False):
+        dataset = make_dataset(tokenized, DataConfig(), TrainConfig(batch_size=4), shuffle=shuffle)
+        assert dataset.options().autotune.enabled is False
+        assert sum(int(b[1].shape[0]) for b in dataset) == 8
