@@ -140,8 +140,9 @@ class TimeBudget(keras.callbacks.Callback):
     (resumed) runs included. Given `max_minutes`, stops training after the epoch at whose end
     one more epoch as long as the longest so far would end past the budget. An epoch's length
     runs from the end of the one before (from `started` for the first of a run), so it counts
-    what happens between epochs too (saves, the next input pipeline's start), which added up
-    to 50 s to some epochs and not others here; hence the longest, not the last.
+    what happens between epochs too (saves, the next input pipeline's start). That once added
+    up to 50 s to some epochs and not others (tf.data's autotuning thread, since turned off in
+    `pipeline`); hence the longest, not the last.
 
     Args:
         started: `time.time()` at the start of this run's `train` call.

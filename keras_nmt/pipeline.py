@@ -4,11 +4,12 @@ tokenize -> append EOS to the source -> cache -> filter (empty side, too long) -
 shuffle (seeded) -> teacher-forcing shift -> length bucketing (sentence- or token-based
 batches, little padding) -> prefetch.
 
-Every pipeline here runs without tf.data's autotuning model (`without_autotuning`): in TF 2.21
-deleting an iterator waits for that model's optimisation thread to wake up, and the thread
-sleeps up to 60 s between optimisations. Training makes a new iterator for every epoch, so
-13 of the 60-minute recipe's 32 epochs (90 s each) ended with a stall of 44-55 s. The pipeline is
-not what limits training: without the model it reads an epoch of Multi30k in 1.7 s.
+Every pipeline here runs without tf.data's autotuning model (`without_autotuning`): in TF
+2.21, deleting an iterator waits for that model's optimisation thread to wake up, and the
+thread sleeps up to 60 s between optimisations. Training makes a new iterator for every
+epoch, so 12 of the 60-minute recipe's 32 epochs (90 s each) ended with a stall of 44-55 s.
+The pipeline is not what limits training: without the model it reads an epoch of Multi30k
+in 1.7 s.
 
 Each element `model.fit` sees is `({"source": (batch, S), "decoder_input": (batch, T)},
 labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + y` and
