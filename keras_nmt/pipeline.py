@@ -11,7 +11,7 @@ epoch, so 12 of the 60-minute recipe's 32 epochs (90 s each) ended with a stall 
 The pipeline is not what limits training: without the model it reads an epoch of Multi30k
 in 1.7 s.
 
-Each element `model.fit` sees is `({"source": (batch, S), "decoder_input": (batch, T)},
+Each batch a training step reads is `({"source": (batch, S), "decoder_input": (batch, T)},
 labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + y` and
 `labels = y + [EOS]`.
 """
