@@ -113,11 +113,11 @@ def test_time_budget_counts_the_time_between_epochs(monkeypatch):
 
     budget.set_model(Model())
     logs = {}
-    budget.on_epoch_begin(0)
     budget.on_epoch_end(0, logs)  # 1.0 min spent, + 1.0 fits in 3.9
     assert logs["training_minutes"] == 1.0 and not budget.model.stop_training
-    budget.on_epoch_begin(1)  # 30 s after the end of epoch 1
-    budget.on_epoch_end(1, logs)  # 2.5 spent; the epoch took 1.5 end to end: 4.0 > 3.9
+    # Epoch 2's steps may have taken 1.0 min, but it ends 1.5 min after epoch 1's end: the
+    # time between the two counts. 2.5 spent + 1.5 = 4.0 > 3.9.
+    budget.on_epoch_end(1, logs)
     assert logs["training_minutes"] == 2.5 and budget.model.stop_training
     assert messages == [
         "time budget: 2.5 of train.max_minutes = 3.9 minutes spent, and an epoch takes up to "
