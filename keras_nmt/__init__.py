@@ -2,16 +2,19 @@
 
 The package sets Keras's backend to TensorFlow (it tokenizes and exports with TensorFlow ops)
 before Keras is first imported; a different `KERAS_BACKEND` in the environment is an error.
+It also keeps TensorFlow's start-up quiet on a machine without a GPU (see `keras_nmt.quiet`).
 """
 
 import os
+
+from keras_nmt import quiet
 
 if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
     raise ImportError(
         "keras_nmt runs on Keras's TensorFlow backend; expected KERAS_BACKEND=tensorflow or "
         f"unset, got KERAS_BACKEND={os.environ['KERAS_BACKEND']}"
     )
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet.install()
 
 __version__ = "0.1.0"
 
