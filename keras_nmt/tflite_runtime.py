@@ -3,6 +3,11 @@
 It runs the file as an app would: `ai_edge_litert.interpreter.InterpreterWithCustomOps` with
 tensorflow-text's SentencePiece kernels registered
 (`tensorflow_text.tflite_registrar.SELECT_TFTEXT_OPS`), one sentence per call.
+
+Text always reaches the interpreter as a `[1]` object array. The signatures also take a 0-d
+string, but LiteRT's Python wrapper copies a 0-d array's raw memory as the string: right for
+a bytes array (`np.array(b"...")`), while a 0-d object array arrives as the 8 bytes of a
+pointer and a 0-d str array as UTF-32, which the model then translates fluently.
 """
 
 from __future__ import annotations
@@ -76,17 +81,26 @@ class TFLiteTranslator(TextTranslator):
             "SavedModel export"
         )
 
-    def translate_one(self, sentence: str | bytes) -> tuple[bytes, float]:
-        """One sentence's translation (UTF-8 bytes) and score."""
-        text = sentence.encode("utf-8") if isinstance(sentence, str) else sentence
-        outputs = self.runner(text=np.array([text], dtype=object))
+    def translate_one(self, sentence: str | bytes | np.ndarray) -> tuple[bytes, float]:
+        """One sentence's translation (UTF-8 bytes) and score. `sentence` is a str or bytes,
+        or an array holding exactly one (shape `()` or `(1,)`); more is a ValueError."""
+        outputs = self.runner(text=np.array([_one_text(sentence)], dtype=object))
         return outputs["translation"][0], float(outputs["score"][0])
 
-    def translate_ids(self, source_ids: list[int]) -> tuple[list[int], float]:
-        """SentencePiece ids (no EOS) in, the best hypothesis's ids (no EOS) and score out;
-        always the exported decoding."""
+    def translate_ids(self, source_ids) -> tuple[list[int], float]:
+        """One sentence's SentencePiece ids (no EOS), shape `(S,)` or `(1, S)`, in; the best
+        hypothesis's ids (no EOS) and score out; always the exported decoding. Another shape
+        (several sentences) is a ValueError."""
+        ids = np.asarray(source_ids, dtype=np.int32)
+        if ids.ndim == 2 and ids.shape[0] == 1:
+            ids = ids[0]
+        if ids.ndim != 1:
+            raise ValueError(
+                "translate_ids: expected one sentence's ids, of shape (S,) or (1, S), got shape "
+                f"{ids.shape}"
+            )
         runner = self.interpreter.get_signature_runner("translate_ids")
-        outputs = runner(source_ids=np.array([source_ids], dtype=np.int32))
+        outputs = runner(source_ids=ids[None, :])
         return outputs["target_ids"][0].tolist(), float(outputs["score"][0])
 
     def translate_batch(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -94,3 +108,20 @@ class TFLiteTranslator(TextTranslator):
         texts = np.array([[text] for text, _ in results], dtype=object).reshape(-1, 1)
         scores = np.array([[score] for _, score in results], dtype=np.float32).reshape(-1, 1)
         return texts, scores
+
+
+def _one_text(sentence) -> bytes:
+    """`sentence` as UTF-8 bytes: a str, bytes, or an array-like holding exactly one of them."""
+    if not isinstance(sentence, str | bytes):
+        values = np.asarray(sentence, dtype=object).reshape(-1)
+        if values.size != 1:
+            raise ValueError(
+                "a TFLite export translates one sentence per call: expected a str, bytes or an "
+                f"array of one, got an array of shape {np.shape(sentence)}"
+            )
+        sentence = values[0]
+    if isinstance(sentence, str):
+        return sentence.encode("utf-8")
+    if isinstance(sentence, bytes):
+        return sentence
+    raise ValueError(f"expected a sentence as str or bytes, got {type(sentence).__name__}")

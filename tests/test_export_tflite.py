@@ -96,6 +96,67 @@ def test_quantized_models_stay_within_one_bleu(tflite_files):
     assert sizes["dynamic_range"] < sizes["float16"] < sizes["none"]
 
 
+@pytest.mark.parametrize("signature", ["translate", "translate_greedy"])
+def test_a_scalar_and_a_one_element_vector_translate_alike(lite, signature):
+    runner = lite.interpreter.get_signature_runner(signature)
+    nothing = runner(text=np.array([b""], dtype=object))["translation"][0]
+    for sentence in SENTENCES[:4]:
+        text = sentence.encode()
+        vector = runner(text=np.array([text], dtype=object))
+        # A 0-d bytes array: the one 0-d form LiteRT's Python wrapper copies as the string
+        # (see keras_nmt.tflite_runtime); an app's 0-d string tensor is the same input.
+        scalar = runner(text=np.array(text))
+        assert scalar["translation"].shape == (1,) and scalar["score"].shape == (1,)
+        assert scalar["translation"][0] == vector["translation"][0] != nothing
+        np.testing.assert_array_equal(scalar["score"], vector["score"])
+    # TFLiteTranslator hands the interpreter a [1] vector whatever holds the one sentence
+    translator = lite.with_decoding(beam_size=1 if signature == "translate_greedy" else None)
+    expected = runner(text=np.array([SENTENCES[0].encode()], dtype=object))
+    for sentence in (
+        SENTENCES[0],
+        SENTENCES[0].encode(),
+        np.array(SENTENCES[0].encode(), dtype=object),
+        np.array(SENTENCES[0]),
+        np.array([SENTENCES[0].encode()], dtype=object),
+    ):
+        translation, score = translator.translate_one(sentence)
+        assert translation == expected["translation"][0] and score == expected["score"][0]
+
+
+@pytest.mark.parametrize("signature", ["translate", "translate_greedy"])
+def test_text_of_no_or_several_sentences_is_an_error(lite, signature):
+    runner = lite.interpreter.get_signature_runner(signature)
+    two = np.array([b"one two", b"three four"], dtype=object)
+    with pytest.raises(RuntimeError, match=r"\(RESHAPE\) failed"):
+        runner(text=two)
+    with pytest.raises(RuntimeError, match=r"\(RESHAPE\) failed"):
+        runner(text=np.array([], dtype=object))
+    translator = lite.with_decoding(beam_size=1 if signature == "translate_greedy" else None)
+    with pytest.raises(ValueError, match=r"one sentence per call.*shape \(2,\)"):
+        translator.translate_one(two)
+    with pytest.raises(ValueError, match=r"one sentence per call.*shape \(1, 2\)"):
+        translator.translate_one([["one two", "three four"]])
+    # the interpreter still translates afterwards
+    outputs = runner(text=np.array([b"one two"], dtype=object))
+    assert outputs["translation"][0] == translator.translate_one("one two")[0]
+
+
+def test_ids_of_one_sentence_as_a_vector_or_a_row_and_of_two_an_error(lite):
+    runner = lite.interpreter.get_signature_runner("translate_ids")
+    source_ids = [5, 6, 7, 8]
+    row = runner(source_ids=np.array([source_ids], dtype=np.int32))
+    vector = runner(source_ids=np.array(source_ids, dtype=np.int32))
+    assert row["target_ids"].shape[0] == 1 and row["target_ids"].size > 0
+    np.testing.assert_array_equal(vector["target_ids"], row["target_ids"])
+    np.testing.assert_array_equal(vector["score"], row["score"])
+    assert lite.translate_ids(np.array([source_ids])) == lite.translate_ids(source_ids)
+    two = np.array([source_ids, source_ids[::-1]], dtype=np.int32)
+    with pytest.raises(RuntimeError, match=r"\(RESHAPE\) failed"):
+        runner(source_ids=two)
+    with pytest.raises(ValueError, match=r"shape \(S,\) or \(1, S\), got shape \(2, 4\)"):
+        lite.translate_ids(two)
+
+
 BAD_INPUT = {
     "empty": b"",
     "whitespace": b" \t ",

@@ -5,11 +5,17 @@ The `.tflite` file holds the whole translator for a batch of one: SentencePiece 
 search, detokenization. Every other op is a TFLite builtin: no Select TF (Flex) ops, which no
 Python interpreter here can run (google-ai-edge/LiteRT#6458). Signatures:
 
-    translate          text string[1] -> translation string[1], score float32[1]
+    translate          text string[] or [1] -> translation string[1], score float32[1]
                        (the exported decoding: beam search unless decode.beam_size is 1)
-    translate_greedy   text string[1] -> translation string[1], score float32[1]
-    translate_ids      source_ids int32[1, S] -> target_ids int32[1, T], score float32[1]
+    translate_greedy   text string[] or [1] -> translation string[1], score float32[1]
+    translate_ids      source_ids int32[S] or [1, S] -> target_ids int32[1, T], score float32[1]
                        (SentencePiece ids without EOS, both ways, for apps that tokenize)
+
+Each input is one sentence. Its tensor is declared without a shape (the interpreter allocates
+it as a scalar; a caller resizes it to what it passes), and the graph first reshapes it to the
+batch of one it was traced for. More than one sentence (text `[2]`, ids `[2, S]`) fails in that
+RESHAPE when the signature runs ("num_input_elements != num_output_elements"), and so do empty
+text `[0]` and scalar ids.
 
 Route (what converts to builtins here): trace batch-1 endpoints into an ExportArchive
 SavedModel (a static batch keeps every shape static, so the Keras LSTM's loops lower to
@@ -51,9 +57,10 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
         "beam": translator.with_decoding(n_best=1),
         "greedy": translator.with_decoding(beam_size=1, n_best=1),
     }
+    # Any shape: each endpoint reshapes its input to one sentence (see `_endpoint`).
     specs = {
-        "text": tf.TensorSpec([1], tf.string, name="text"),
-        "ids": tf.TensorSpec([1, None], tf.int32, name="source_ids"),
+        "text": tf.TensorSpec(None, tf.string, name="text"),
+        "ids": tf.TensorSpec(None, tf.int32, name="source_ids"),
     }
     archive = keras.export.ExportArchive()
     for name, (decoding, kind) in SIGNATURES.items():
@@ -64,15 +71,21 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
 
 
 def _endpoint(translator: Translator, kind: str):
+    """The traced function of one signature. Its input holds one sentence in any shape (text
+    `()` or `[1]`, ids `[S]` or `[1, S]`) and is reshaped first to the batch of one the
+    translator is traced for (`[1]`, `[1, S]`): the batch dimension stays static everywhere
+    after it, and more than one sentence fails in that reshape instead of being translated
+    in part."""
     if kind == "ids":
 
         def translate_ids(source_ids):
+            source_ids = tf.reshape(source_ids, [1, tf.shape(source_ids)[-1]])  # (1, S)
             return translator.translate_ids_graph(source_ids)
 
         return translate_ids
 
     def translate(text):
-        outputs = translator.translate_graph(text)
+        outputs = translator.translate_graph(tf.reshape(text, [1]))
         return {"translation": outputs["translation"], "score": outputs["score"]}
 
     return translate
