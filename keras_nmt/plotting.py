@@ -1,26 +1,28 @@
 """Attention pictures: one heatmap per sentence, source subwords across, target subwords down.
 
-Rendered with matplotlib's non-interactive Agg backend (no display needed).
+Each picture is a matplotlib `Figure` of its own on the Agg canvas (no display and no pyplot
+state needed). Its size follows from what it holds: every heatmap cell is `CELL_INCHES` square,
+and matplotlib's constrained layout measures the tick labels, axis labels, colorbar and title in
+the font actually used and makes room for them around the heatmap, so long pieces such as
+`▁einundzwanzig` and the rotated source labels lie whole inside the picture.
 """
 
 from __future__ import annotations
 
 import pathlib
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 
 DPI = 100
 CELL_INCHES = 0.35  # each source column and target row
-MARGIN_INCHES = 1.5  # room for the tick labels
-
-
-def figure_size(source_length: int, target_length: int) -> tuple[float, float]:
-    """The figure's (width, height) in inches for a `target_length x source_length` map."""
-    return (
-        max(3.0, CELL_INCHES * source_length + MARGIN_INCHES),
-        max(2.0, CELL_INCHES * target_length + MARGIN_INCHES),
-    )
+MIN_HEATMAP_INCHES = 1.5  # the heatmap's least width and height, so one token stays legible
+TITLE_FONT_SIZE = 9
+TITLE_PAD_INCHES = 0.1  # kept free beside each end of the longest title line
+# A generous first guess at the room one label character needs (wide glyphs included): the
+# first layout then shrinks the figure to what the labels measure, rather than collapsing.
+CHARACTER_INCHES = 0.15
 
 
 def trim(attention: np.ndarray, source_tokens: Sequence, target_tokens: Sequence):
@@ -37,6 +39,77 @@ def _text(token) -> str:
     return token.decode("utf-8", errors="replace") if isinstance(token, bytes) else str(token)
 
 
+def attention_figure(
+    attention: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    title: str | None = None,
+):
+    """A heatmap of `attention` `(T, S)` (row t: target token t's weights over the source
+    tokens) with the tokens as tick labels, as a laid-out `matplotlib.figure.Figure`.
+
+    The heatmap is `CELL_INCHES` per token each way (at least `MIN_HEATMAP_INCHES`); the
+    figure is as large as that plus the measured labels, colorbar and title need, so every
+    label lies inside it. The title is wrapped into lines no wider than the figure.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    heatmap = (
+        max(MIN_HEATMAP_INCHES, CELL_INCHES * len(source_tokens)),
+        max(MIN_HEATMAP_INCHES, CELL_INCHES * len(target_tokens)),
+    )
+    longest = CHARACTER_INCHES * max(map(len, [*source_tokens, *target_tokens, ""]))
+    figure = Figure(
+        figsize=(heatmap[0] + longest + 2.0, heatmap[1] + longest + 2.0),
+        dpi=DPI,
+        layout="constrained",
+    )
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    image = axes.imshow(attention, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    # Pieces and sentences are plain text: a "$" in them is no TeX math.
+    axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90, parse_math=False)
+    axes.set_yticks(range(len(target_tokens)), labels=target_tokens, parse_math=False)
+    axes.set_xlabel("source")
+    axes.set_ylabel("target")
+    figure.colorbar(image, ax=axes, fraction=0.04)
+    heading = figure.suptitle(title, fontsize=TITLE_FONT_SIZE, parse_math=False) if title else None
+    _fit_heatmap(figure, axes, heatmap)
+    if heading is not None and _wrap_title(figure, heading):
+        _fit_heatmap(figure, axes, heatmap)  # the title's extra lines take height
+    return figure
+
+
+def _fit_heatmap(figure, axes, heatmap: tuple[float, float]) -> None:
+    """Resizes `figure` until its constrained layout gives `axes` `heatmap` (width, height)
+    inches. The layout's margins hold the measured labels whatever the figure's size, so the
+    figure changes by what the heatmap lacks or has too much; a few rounds settle the colorbar,
+    whose width follows the heatmap's."""
+    for _ in range(4):
+        figure.draw_without_rendering()  # runs the layout
+        box = axes.get_position()
+        width, height = figure.get_size_inches()
+        missing = (heatmap[0] - box.width * width, heatmap[1] - box.height * height)
+        if max(map(abs, missing)) < 0.01:
+            return
+        figure.set_size_inches(width + missing[0], height + missing[1])
+
+
+def _wrap_title(figure, text) -> bool:
+    """Breaks `text`, the figure's title (centred on the figure), at spaces into lines that
+    each fit the figure's width, and says whether it did: the title is the source sentence,
+    which may be longer than the heatmap is wide."""
+    title = text.get_text()
+    renderer = figure.canvas.get_renderer()
+    room = figure.bbox.width - 2 * TITLE_PAD_INCHES * figure.dpi  # pixels
+    columns = len(title)
+    while columns > 1 and (measured := text.get_window_extent(renderer).width) > room:
+        columns = max(1, min(columns - 1, int(columns * room / measured)))
+        text.set_text(textwrap.fill(title, columns, break_on_hyphens=False))
+    return text.get_text() != title
+
+
 def plot_attention(
     attention: np.ndarray,
     source_tokens: Sequence[str],
@@ -44,28 +117,11 @@ def plot_attention(
     path: str | pathlib.Path,
     title: str | None = None,
 ) -> pathlib.Path:
-    """Writes a PNG heatmap of `attention` `(T, S)` (row t: target token t's weights over
-    the source tokens) with the tokens as tick labels; returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
+    """Writes `attention_figure(attention, source_tokens, target_tokens, title)` as a PNG to
+    `path`; returns its path."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure, axes = pyplot.subplots(figsize=figure_size(len(source_tokens), len(target_tokens)))
-    try:
-        image = axes.imshow(attention, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-        axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90)
-        axes.set_yticks(range(len(target_tokens)), labels=target_tokens)
-        axes.set_xlabel("source")
-        axes.set_ylabel("target")
-        if title:
-            axes.set_title(title, fontsize=9)
-        figure.colorbar(image, ax=axes, fraction=0.04)
-        figure.savefig(path, dpi=DPI)
-    finally:
-        pyplot.close(figure)
+    attention_figure(attention, source_tokens, target_tokens, title).savefig(path, dpi=DPI)
     return path
 
 
