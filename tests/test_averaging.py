@@ -49,7 +49,7 @@ def test_training_keeps_the_last_epochs_and_writes_their_mean(toy_corpus_dir, tm
 
 
 def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(
-    toy_corpus_dir, tmp_path, capsys
+    toy_corpus_dir, one_epoch_run, tmp_path, capsys
 ):
     run = tmp_path / "run"
     train(
@@ -76,9 +76,7 @@ def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(
         if np.dtype(variable.dtype).kind == "f":  # (not the dropout RNG states)
             np.testing.assert_array_equal(variable.numpy(), value)
 
-    plain = tmp_path / "plain"
-    train(tiny_config(toy_corpus_dir, "train.epochs=1"), plain, log=quiet)
-    assert cli.main(["average", "--run-dir", str(plain)]) == 2
+    assert cli.main(["average", "--run-dir", str(one_epoch_run.run_dir)]) == 2
     assert "no epoch weights" in capsys.readouterr().err
     with pytest.raises(UserError, match="--last"):
         average_run(run, tmp_path / "x", last=0)
@@ -87,12 +85,12 @@ def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(
 def test_time_budget_stops_after_the_epoch_that_leaves_no_room(toy_corpus_dir, tmp_path):
     messages = []
     run = tmp_path / "run"
-    # A budget of about one second: the first epoch (with tracing) already leaves no room.
-    config = tiny_config(toy_corpus_dir, "train.epochs=5", "train.max_minutes=0.02")
+    # A budget of 6 ms: the first epoch, on any machine, leaves no room for a second.
+    config = tiny_config(toy_corpus_dir, "train.epochs=5", "train.max_minutes=0.0001")
     result = train(config, run, log=messages.append)
     assert len(result.history) == 1
     assert any(m.startswith("time budget:") for m in messages)
-    assert 0 < result.history[0]["training_minutes"] < 10
+    assert result.history[0]["training_minutes"] > 0
     # The run is over: a rerun does not go on.
     rerun = []
     train(config, run, log=rerun.append)
@@ -127,12 +125,3 @@ def test_time_budget_counts_the_time_between_epochs(monkeypatch):
     budget.max_minutes, budget.model.stop_training = 4.9, False
     budget.on_epoch_end(2, logs)  # 3.5 spent, the epoch took 1.0
     assert logs["training_minutes"] == 3.5 and budget.model.stop_training
-
-
-def test_training_minutes_add_up_over_a_resumed_run(toy_corpus_dir, tmp_path):
-    run = tmp_path / "run"
-    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
-    first = RunDir(run).finished_epochs()[-1]["training_minutes"]
-    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
-    second = RunDir(run).finished_epochs()[-1]["training_minutes"]
-    assert second > first > 0

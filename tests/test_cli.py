@@ -1,11 +1,14 @@
 """The command line, end to end, in subprocesses (as a user runs it)."""
 
+import io
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 
+from keras_nmt import cli
 from keras_nmt.run_dir import RunDir
 from tests.test_training import TINY
 
@@ -27,6 +30,15 @@ def assert_one_line_error(result, *fragments):
         assert fragment in errors[0]
 
 
+def main(argv, capsys, stdin: str | None = None, monkeypatch=None):
+    """Runs the CLI in this process: `(status, stdout, stderr)`."""
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    status = cli.main([str(arg) for arg in argv])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(argv, status, captured.out, captured.err)
+
+
 @pytest.fixture
 def config_file(tmp_path) -> pathlib.Path:
     path = tmp_path / "tiny.yaml"
@@ -34,32 +46,42 @@ def config_file(tmp_path) -> pathlib.Path:
     return path
 
 
-def test_train_translate_evaluate(toy_corpus_dir, config_file, tmp_path):
+def test_train_in_a_subprocess(toy_corpus_dir, config_file, tmp_path):
     run_dir = tmp_path / "run"
     overrides = [arg for o in TINY for arg in ("--set", o)]
     result = run(
-        "train",
-        "--config",
-        str(config_file),
-        "--run-dir",
-        str(run_dir),
-        "--set",
-        f"data.dir={toy_corpus_dir}",
-        *overrides,
-    )
+        "train", "--config", str(config_file), "--run-dir", str(run_dir),
+        "--set", f"data.dir={toy_corpus_dir}", *overrides, "--set", "train.epochs=1",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     assert "48 pairs kept, 0 dropped with an empty side, 0 dropped as too long" in result.stdout
+    # Not a terminal: one line per epoch, no progress bar.
+    assert re.search(r"^epoch 1/1 \(\d+ s\): .*loss", result.stdout, re.M), result.stdout
+    assert "\r" not in result.stdout
     for name in ("config.yaml", "source.model", "target.model", "model.weights.h5"):
         assert (run_dir / name).is_file()
 
-    result = run("translate", "--model", str(run_dir), stdin="one two\n\nthree four five\n")
+
+def test_translate_and_evaluate_in_subprocesses(trained_run, toy_corpus_dir):
+    result = run("translate", "--model", str(trained_run), stdin="one two\n\nthree four five\n")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("\n")
     assert len(lines) == 4 and lines[3] == "" and lines[1] == ""  # the empty line stays empty
+    assert lines[0] and lines[2]
 
-    result = run(
-        "translate", "--model", str(run_dir), "--beam-size", "3", "--n-best", "2",
-        stdin="one two\nthree\n",
+    source, reference = toy_corpus_dir / "valid.en", toy_corpus_dir / "valid.de"
+    result = run("evaluate", "--model", str(trained_run), "--src", source, "--ref", reference)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BLEU = " in result.stdout and "nrefs:1|case:mixed" in result.stdout
+    assert "chrF = " in result.stdout
+
+
+def test_translate_n_best_files_and_greedy_evaluation(
+    trained_run, toy_corpus_dir, tmp_path, capsys, monkeypatch
+):
+    result = main(
+        ["translate", "--model", trained_run, "--beam-size", "3", "--n-best", "2"],
+        capsys, stdin="one two\nthree\n", monkeypatch=monkeypatch,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
@@ -69,65 +91,57 @@ def test_train_translate_evaluate(toy_corpus_dir, config_file, tmp_path):
 
     output = tmp_path / "out.txt"
     source = toy_corpus_dir / "valid.en"
-    result = run(
-        "translate", "--model", str(run_dir), "--input", str(source), "--output", str(output)
+    result = main(
+        ["translate", "--model", trained_run, "--input", source, "--output", output], capsys
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(output.read_text().splitlines()) == 8
 
-    result = run(
-        "evaluate",
-        "--model",
-        str(run_dir),
-        "--src",
-        str(source),
-        "--ref",
-        str(toy_corpus_dir / "valid.de"),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "BLEU = " in result.stdout and "nrefs:1|case:mixed" in result.stdout
-    assert "chrF = " in result.stdout
-    greedy = run(
-        "evaluate", "--model", str(run_dir), "--src", str(source),
-        "--ref", str(toy_corpus_dir / "valid.de"), "--beam-size", "1",
+    greedy = main(
+        ["evaluate", "--model", trained_run, "--src", source,
+         "--ref", toy_corpus_dir / "valid.de", "--beam-size", "1"],
+        capsys,
     )  # fmt: skip
     assert greedy.returncode == 0 and "BLEU = " in greedy.stdout
 
 
-def test_misaligned_corpus_is_one_clear_line(toy_corpus_dir, config_file, tmp_path):
-    (toy_corpus_dir / "train.de").write_text("ONE\n")
-    result = run(
-        "train",
-        "--config",
-        str(config_file),
-        "--run-dir",
-        str(tmp_path / "run"),
-        "--set",
-        f"data.dir={toy_corpus_dir}",
-    )
-    assert_one_line_error(result, "misaligned corpus", "train.en has 48 lines", "train.de has 1")
-
-
-def test_bad_config_is_one_clear_line(tmp_path):
+def test_a_user_error_is_one_line_and_status_2_in_a_subprocess(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  attention: cosine\n")
     result = run("train", "--config", str(path), "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, "model.attention: expected one of", "'cosine'")
-    result = run("train", "--config", str(tmp_path / "none.yaml"), "--run-dir", "x")
+
+
+def test_misaligned_corpus_is_one_clear_line(toy_corpus_dir, config_file, tmp_path, capsys):
+    (toy_corpus_dir / "train.de").write_text("ONE\n")
+    result = main(
+        ["train", "--config", config_file, "--run-dir", tmp_path / "run",
+         "--set", f"data.dir={toy_corpus_dir}"],
+        capsys,
+    )  # fmt: skip
+    assert_one_line_error(result, "misaligned corpus", "train.en has 48 lines", "train.de has 1")
+
+
+def test_bad_config_is_one_clear_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  attention: cosine\n")
+    result = main(["train", "--config", path, "--run-dir", tmp_path / "run"], capsys)
+    assert_one_line_error(result, "model.attention: expected one of", "'cosine'")
+    result = main(["train", "--config", tmp_path / "none.yaml", "--run-dir", "x"], capsys)
     assert_one_line_error(result, "config file not found")
 
 
-def test_model_directory_without_a_model(tmp_path):
-    result = run("translate", "--model", str(tmp_path), stdin="hello\n")
+def test_model_directory_without_a_model(tmp_path, capsys, monkeypatch):
+    result = main(["translate", "--model", tmp_path], capsys, "hello\n", monkeypatch)
     assert_one_line_error(result, "holds no trained model")
-    result = run("evaluate", "--model", str(tmp_path / "missing"), "--src", "a", "--ref", "b")
+    result = main(["evaluate", "--model", tmp_path / "missing", "--src", "a", "--ref", "b"], capsys)
     assert_one_line_error(result, "model not found")
 
 
+@pytest.mark.slow  # test_distribute.py proves the same resumption (killed, then equal weights)
 def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path):
     """SIGKILL from outside once a checkpoint inside the second epoch exists; the same
     command then finishes the run from the latest checkpoint instead of starting over."""
-    import re
     import signal
     import time
 
@@ -166,8 +180,6 @@ def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path
     assert optimizer_step > 40 and optimizer_step == 40 * (epoch - 1) + step
     history = RunDir(run_dir).finished_epochs()
     assert [row["epoch"] for row in history] == [0, 1, 2]
-    # Resumed, not restarted: the last epoch's loss is far below the first epoch's.
-    assert history[2]["loss"] < 0.5 * history[0]["loss"]
 
 
 def test_input_is_read_in_bounded_chunks():
@@ -179,7 +191,7 @@ def test_input_is_read_in_bounded_chunks():
     assert chunks == [["a", "b"], ["", "c"], ["d"]]
 
 
-def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_path):
+def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_path, capsys):
     from tests.conftest import toy_pairs, write_pairs
 
     write_pairs(tmp_path, "test", toy_pairs()[:10])
@@ -193,9 +205,10 @@ def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_pat
     assert f"to {base / 'toy' / '1'}" in exported.stdout
     outputs = {}
     for name, model in (("run", trained_run), ("export", base / "toy")):
-        result = run(
-            "translate", "--model", str(model), "--input", str(sources), "--n-best", "3",
-            *(["--beam-size", "3"] if name == "run" else []),
+        result = main(
+            ["translate", "--model", model, "--input", sources, "--n-best", "3",
+             *(["--beam-size", "3"] if name == "run" else [])],
+            capsys,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-2000:]
         outputs[name] = result.stdout.splitlines()
@@ -204,37 +217,41 @@ def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_pat
     assert [line.rsplit(" ||| ", 1)[0] for line in outputs["export"]] == [
         line.rsplit(" ||| ", 1)[0] for line in outputs["run"]
     ]
-    evaluated = run(
-        "evaluate", "--model", str(base / "toy"), "--src", str(sources), "--ref", str(references),
-        "--beam-size", "1", "--lowercase", "--ter",
+    evaluated = main(
+        ["evaluate", "--model", base / "toy", "--src", sources, "--ref", references,
+         "--beam-size", "1", "--lowercase", "--ter"],
+        capsys,
     )  # fmt: skip
     assert evaluated.returncode == 0 and "BLEU = " in evaluated.stdout
     assert "case:lc" in evaluated.stdout and "TER = " in evaluated.stdout
     pictures = tmp_path / "pictures"
-    plotted = run(
-        "translate", "--model", str(base / "toy"), "--input", str(sources),
-        "--plot-attention", str(pictures),
-    )  # fmt: skip
+    plotted = main(
+        ["translate", "--model", base / "toy", "--input", sources, "--plot-attention", pictures],
+        capsys,
+    )
     assert plotted.returncode == 0, plotted.stderr[-2000:]
     assert sorted(p.name for p in pictures.iterdir()) == [f"{i:06d}.png" for i in range(10)]
 
     assert_one_line_error(
-        run("export", "--model", str(trained_run), "--format", "saved_model",
-            "--output-dir", str(base), "--name", "toy", "--version", "1"),
+        main(["export", "--model", trained_run, "--format", "saved_model",
+              "--output-dir", base, "--name", "toy", "--version", "1"], capsys),
         "already exists",
     )  # fmt: skip
     assert_one_line_error(
-        run("export", "--model", str(trained_run), "--format", "saved_model",
-            "--output-dir", str(base), "--set", "model.embedding_dim=8"),
+        main(["export", "--model", trained_run, "--format", "saved_model",
+              "--output-dir", base, "--set", "model.embedding_dim=8"], capsys),
         "only decode.* and export.*",
     )  # fmt: skip
     assert_one_line_error(
-        run("translate", "--model", str(base / "toy"), "--beam-size", "4"), "beam 3 or greedily"
-    )
+        main(["translate", "--model", base / "toy", "--beam-size", "4", "--input", sources],
+             capsys),
+        "beam 3 or greedily",
+    )  # fmt: skip
     assert_one_line_error(
-        run("translate", "--model", str(base / "toy"), "--length-penalty", "1.5"),
+        main(["translate", "--model", base / "toy", "--length-penalty", "1.5",
+              "--input", sources], capsys),
         "re-export with --set decode.length_penalty=1.5",
-    )
+    )  # fmt: skip
 
 
 def test_length_penalty_flag_rescores_the_same_hypotheses(trained_run, tmp_path, capsys):

@@ -25,6 +25,7 @@ from keras_nmt.model import Seq2Seq
 from keras_nmt.run_dir import RunDir
 from keras_nmt.trainer import Trainer, make_optimizer
 from keras_nmt.training import train
+from tests.conftest import toy_pairs, write_pairs
 from tests.test_training import TINY, quiet
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -146,10 +147,23 @@ def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_p
     assert (RunDir(run).averaged / "model.weights.h5").is_file()
 
 
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(toy_corpus_dir, tmp_path):
-    settings = overrides(toy_corpus_dir, *RESUMABLE, "train.epochs=3")
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """A run of the toy task with `RESUMABLE` settings, 3 epochs without interruption: what a
+    killed and resumed run must end with. Returns `(settings, run directory)`."""
+    directory = tmp_path_factory.mktemp("uninterrupted")
+    corpus = directory / "corpus"
+    pairs = toy_pairs()
+    write_pairs(corpus, "train", pairs)
+    write_pairs(corpus, "valid", pairs[:8])
+    settings = overrides(corpus, *RESUMABLE, "train.epochs=3")
+    train(Config.from_dict({}, settings), directory / "whole", log=quiet)
+    return settings, directory / "whole"
+
+
+def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(uninterrupted, tmp_path):
+    settings, whole_run = uninterrupted
     config = Config.from_dict({}, settings)
-    train(config, tmp_path / "whole", log=quiet)
 
     killed = tmp_path / "killed"
     done = script("kill-at-step", 1, 4, killed, *settings)
@@ -162,15 +176,15 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(toy_corpus_di
     step = re.search(r"epoch 2, step (\d+),", resumed)
     assert step and 1 <= int(step.group(1)) <= 4, resumed
     assert [row["epoch"] for row in result.history] == [0, 1, 2]
-    assert_same_state(tmp_path / "whole", killed)
-    whole = RunDir(tmp_path / "whole").finished_epochs()
+    assert_same_state(whole_run, killed)
+    whole = RunDir(whole_run).finished_epochs()
     for a, b in zip(whole, result.history):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-5)
 
 
-def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(toy_corpus_dir, tmp_path):
-    settings = overrides(toy_corpus_dir, *RESUMABLE, "train.epochs=2")
+def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(uninterrupted, tmp_path):
+    settings, whole_run = uninterrupted
     run = tmp_path / "run"
     done = script("kill-in-save", run, *settings)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
@@ -184,8 +198,7 @@ def test_kill_while_writing_a_checkpoint_leaves_the_previous_one_loadable(toy_co
     train(config, run, log=messages.append)
     assert any("optimizer step 3" in m for m in messages if m.startswith("resuming"))
     assert not [path for path in backup.iterdir() if path.name.startswith(".tmp-")]
-    train(config, tmp_path / "whole", log=quiet)
-    assert_same_state(tmp_path / "whole", run)
+    assert_same_state(whole_run, run)
 
 
 def small_model():

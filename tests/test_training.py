@@ -1,14 +1,20 @@
-"""Training: overfitting a toy task, resuming, reproducibility."""
+"""Training: learning a toy task, resuming, reproducibility, callbacks on scripted metrics."""
 
 import math
+import re
+import shutil
+import types
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_nmt.config import Config
+from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import train
+from keras_nmt.trainer import make_optimizer
+from keras_nmt.training import build_model, callbacks, train
 from keras_nmt.translator import Translator
 from tests.conftest import toy_pairs
 
@@ -36,66 +42,67 @@ def quiet(_message):
     pass
 
 
-def test_overfits_a_toy_corpus_and_translates_it_back(toy_corpus_dir, tmp_path):
-    config = tiny_config(toy_corpus_dir, "train.epochs=40", "train.seed=3")
-    result = train(config, tmp_path / "run", log=quiet)
-    # From log(40) ~ 3.7 per token to near zero. (At this learning rate the last epochs are
-    # noisy: with other seeds, or another rounding of the same maths, 42 to 48 of the 48
-    # pairs come back exactly, so the bar is not one seed's golden value.)
-    assert result.history[0]["loss"] > 2.5
-    assert min(row["loss"] for row in result.history) < 0.1
-    translator = Translator.load(tmp_path / "run")
+def test_a_toy_run_learns_its_corpus_and_translates_it_back(trained_run):
+    """`trained_run` (conftest) is the one real learning run of the default suite, and other
+    tests rely on it translating. Its bars are far from what it reaches: over seeds 1, 3, 4
+    and 6, with and without oneDNN (TF_ENABLE_ONEDNN_OPTS=0 rounds differently), the worst
+    run had a lowest loss of 0.079 and 42 of the 48 pairs exact (the toy corpus is 8
+    sentences 6 times over, so 42 is one sentence wrong; 30 allows three). Before training,
+    the loss is about log(40) ~ 3.7 per token."""
+    history = RunDir(trained_run).finished_epochs()
+    assert history[0]["loss"] > 2.5
+    assert min(row["loss"] for row in history) < 0.3
+    translator = Translator.load(trained_run)
     pairs = toy_pairs()
     translations = translator.translate([s for s, _ in pairs])
     exact = sum(out == target for out, (_, target) in zip(translations, pairs))
-    assert exact >= 40, list(zip(translations, pairs))
+    assert exact >= 30, list(zip(translations, pairs))
 
 
-def test_rerun_resumes_and_counts_epochs(toy_corpus_dir, tmp_path):
-    run = tmp_path / "run"
-    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
-    first = RunDir(run).finished_epochs()
-    assert [row["epoch"] for row in first] == [0, 1]
-    messages = []
-    train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=messages.append)
-    assert any("already finished 2 epochs" in m for m in messages)
-    result = train(tiny_config(toy_corpus_dir, "train.epochs=3"), run, log=quiet)
-    assert [row["epoch"] for row in result.history] == [0, 1, 2]
-    # The third epoch continued from the second: its loss is below the first epoch's.
-    assert result.history[2]["loss"] < result.history[0]["loss"]
-
-
-def test_a_run_without_its_training_state_is_not_silently_restarted(toy_corpus_dir, tmp_path):
-    import shutil
-
-    from keras_nmt.errors import UserError
-
+def test_rerun_resumes_counts_epochs_and_adds_up_minutes(toy_corpus_dir, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
+    first = RunDir(run).finished_epochs()
+    assert [row["epoch"] for row in first] == [0]
+    steps_per_epoch = _optimizer_steps(run)
+    messages = []
+    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=messages.append)
+    assert any("already finished 1 epochs" in m for m in messages)
+    result = train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
+    assert [row["epoch"] for row in result.history] == [0, 1]
+    # The second epoch continued the first: the optimizer kept counting its steps.
+    assert _optimizer_steps(run) == 2 * steps_per_epoch
+    assert result.history[1]["training_minutes"] > first[0]["training_minutes"] > 0
+
+
+def _optimizer_steps(run) -> int:
+    """The step number of the run's latest training-state checkpoint."""
+    return max(int(path.name.split("-")[1]) for path in RunDir(run).backup.glob("ckpt-*"))
+
+
+def test_a_run_without_its_training_state_is_not_silently_restarted(one_epoch_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(one_epoch_run.run_dir, run)
     shutil.rmtree(RunDir(run).backup)
     with pytest.raises(UserError, match="cannot be resumed"):
-        train(tiny_config(toy_corpus_dir, "train.epochs=2"), run, log=quiet)
+        train(one_epoch_run.config.replace(["train.epochs=2"]), run, log=quiet)
     assert len(RunDir(run).finished_epochs()) == 1
 
 
-def test_another_model_config_in_the_same_run_dir_is_refused(toy_corpus_dir, tmp_path):
-    import pytest
-
-    from keras_nmt.errors import UserError
-
+def test_another_model_config_in_the_same_run_dir_is_refused(one_epoch_run, tmp_path):
     run = tmp_path / "run"
-    train(tiny_config(toy_corpus_dir, "train.epochs=1"), run, log=quiet)
+    shutil.copytree(one_epoch_run.run_dir, run)
     with pytest.raises(UserError, match="different model config.*decoder_units"):
-        train(tiny_config(toy_corpus_dir, "model.decoder_units=32"), run, log=quiet)
+        train(one_epoch_run.config.replace(["model.decoder_units=32"]), run, log=quiet)
 
 
-def test_seeded_runs_are_reproducible(toy_corpus_dir, tmp_path):
-    weights = []
-    for name in ("a", "b"):
-        config = tiny_config(toy_corpus_dir, "train.epochs=1", "model.dropout=0.2")
-        train(config, tmp_path / name, log=quiet)
-        weights.append(Translator.load(tmp_path / name).model.get_weights())
-    for a, b in zip(*weights):
+def test_seeded_runs_are_reproducible(one_epoch_run, tmp_path):
+    """Two runs of the same config (dropout on, so its RNG is seeded too) on the same machine
+    end with identical weights."""
+    train(one_epoch_run.config, tmp_path / "again", log=quiet)
+    first = Translator.load(one_epoch_run.run_dir).model.get_weights()
+    again = Translator.load(tmp_path / "again").model.get_weights()
+    for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
 
 
@@ -137,27 +144,90 @@ def test_validation_bleu_is_logged_and_picks_the_best_checkpoint(toy_corpus_dir,
 
 
 def test_val_bleu_as_best_metric_needs_it_computed():
-    from keras_nmt.errors import ConfigError
-
     with pytest.raises(ConfigError, match="validation_bleu_every"):
         Config.from_dict({}, ["train.best_metric=val_bleu"])
 
 
-def test_learning_rate_decays_when_the_best_metric_stalls(toy_corpus_dir, tmp_path):
-    # A learning rate too high to learn with: validation loss cannot improve for long.
-    config = tiny_config(
-        toy_corpus_dir,
-        "train.epochs=5",
-        "train.learning_rate=0.5",
-        "train.learning_rate_decay=0.5",
-        "train.learning_rate_patience=1",
+# A scripted validation loss: the best values are at epochs 1 and 3; then 3 epochs without
+# a better one. (No training: the callbacks see only these numbers.)
+SCRIPTED_VAL_LOSS = [3.0, 2.0, 2.5, 1.0, 1.2, 1.1, 1.3, 1.4, 0.5]
+
+
+def test_callbacks_decay_the_rate_keep_the_best_weights_and_stop_on_a_scripted_metric(tmp_path):
+    """The callbacks `train` sets up from the config (learning-rate decay on plateau, early
+    stopping, the best checkpoint, the history), driven epoch by epoch as `fit` drives them,
+    with a scripted validation loss instead of a training run."""
+    config = Config.from_dict(
+        {},
+        [
+            *TINY,
+            "train.learning_rate=0.01",
+            "train.learning_rate_decay=0.5",
+            "train.learning_rate_patience=1",
+            "train.early_stopping_patience=3",
+            f"train.epochs={len(SCRIPTED_VAL_LOSS)}",
+        ],
     )
-    history = train(config, tmp_path / "run", log=quiet).history
-    rates = [row["learning_rate"] for row in history]
-    assert rates[0] == pytest.approx(0.5)
-    assert rates == sorted(rates, reverse=True) and rates[-1] < 0.5
-    # It halves after each epoch whose val_loss is no better than the best before it.
-    for before, after, row in zip(rates, rates[1:], history):
-        best_so_far = min(r["val_loss"] for r in history[: history.index(row) + 1])
-        improved = row["val_loss"] == best_so_far
-        assert after == pytest.approx(before if improved else before / 2)
+    model = build_model(config, 40, 40)
+    model.compile(optimizer=make_optimizer(config.train, 1))
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    messages = []
+    trainer = types.SimpleNamespace(model=model, sums=tf.zeros([4]))
+    found = callbacks(config, run, trainer, (None, None), "validation", True, messages.append)
+    callback_list = keras.callbacks.CallbackList(
+        found, model=model, epochs=config.train.epochs, steps=1
+    )
+    marker = model.trainable_variables[0]  # set to the epoch number: which epoch was saved
+    rates = []
+    callback_list.on_train_begin()
+    for epoch, val_loss in enumerate(SCRIPTED_VAL_LOSS):
+        callback_list.on_epoch_begin(epoch)
+        marker.assign(tf.fill(marker.shape, float(epoch)))
+        rate = float(model.optimizer.learning_rate.numpy())
+        rates.append(rate)
+        logs = {"loss": 1.0, "learning_rate": rate, "val_loss": val_loss}
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    # Halved after each epoch that did not beat the best (patience 1): after epochs 2, 4, 5.
+    assert rates == pytest.approx([0.01, 0.01, 0.01, 0.005, 0.005, 0.0025, 0.00125])
+    # Early stopping: epochs 4, 5 and 6 brought nothing better than epoch 3's 1.0.
+    assert len(rates) == 7 and model.stop_training
+    # The saved weights are epoch 3's, the best.
+    marker.assign(tf.zeros(marker.shape))
+    model.load_weights(run.weights)
+    np.testing.assert_array_equal(marker.numpy(), 3.0)
+    history = run.finished_epochs()
+    assert [row["val_loss"] for row in history] == SCRIPTED_VAL_LOSS[:7]
+    assert [row["learning_rate"] for row in history] == pytest.approx(rates)
+    assert len([m for m in messages if m.startswith("epoch ")]) == 7
+
+
+def test_progress_bar_shows_steps_loss_tokens_per_second_and_resumes_mid_epoch():
+    import io
+
+    from keras_nmt.callbacks import TrainingProgress
+
+    tokens = {"count": 0.0}
+    screen = io.StringIO()
+    progress = TrainingProgress(lambda: tokens["count"], file=screen, min_interval=0.0)
+    progress.set_params({"epochs": 2, "steps": 10})
+    progress.on_epoch_begin(0)
+    for step in range(10):
+        progress.on_train_batch_begin(step)
+        tokens["count"] += 100.0
+        progress.on_train_batch_end(step, {"loss": 2.0 - step / 10})
+    drawn = screen.getvalue()
+    assert "epoch 1/2" in drawn and "10/10" in drawn and "loss 1.1000" in drawn
+    assert re.search(r"[\d,]+ tok/s", drawn)
+    progress.on_epoch_end(0)
+    # A run resumed at step 6 of epoch 2: the bar starts there, not at 0.
+    screen.seek(0), screen.truncate()
+    progress.on_epoch_begin(1)
+    progress.on_train_batch_begin(6)
+    progress.on_train_batch_end(6, {"loss": 0.5})
+    drawn = screen.getvalue()
+    assert "epoch 2/2" in drawn and "7/10" in drawn and "0/10" not in drawn
+    progress.on_train_end()
