@@ -18,9 +18,11 @@ by the import propagate unchanged, after descriptor 2 is restored.
 
 Nothing is hidden when the user asks for TensorFlow's messages: `KERAS_NMT_VERBOSE=1` (any value
 but 0; keras_nmt then leaves TensorFlow's logging alone) or a `TF_CPP_MIN_LOG_LEVEL` of their
-own. Otherwise `TF_CPP_MIN_LOG_LEVEL` is set to 2 (TensorFlow's later messages: warnings and
-errors only) and the value is recorded in `_KERAS_NMT_TF_CPP_MIN_LOG_LEVEL`: child processes
-inherit both and so can tell the level keras_nmt chose from one the user set.
+own. Otherwise `TF_CPP_MIN_LOG_LEVEL` is set to 3: TensorFlow's later C++ log lines are hidden
+up to ERROR level (a failing op still raises a Python exception with its message; such E lines
+are otherwise noise, e.g. oneDNN's "supports DT_INT32 only on platforms with AVX-512" at the
+first training step). The value is recorded in `_KERAS_NMT_TF_CPP_MIN_LOG_LEVEL`: child
+processes inherit both and so can tell the level keras_nmt chose from one the user set.
 
 Limits: if TensorFlow was imported before keras_nmt, its start-up has already printed. If the
 process dies inside the window (a fatal error in TensorFlow's C++ start-up), what was captured is
@@ -37,7 +39,7 @@ import sys
 
 VERBOSE = "KERAS_NMT_VERBOSE"
 LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
-DEFAULT_LOG_LEVEL = "2"
+DEFAULT_LOG_LEVEL = "3"
 DEFAULTED = "_KERAS_NMT_TF_CPP_MIN_LOG_LEVEL"  # the level keras_nmt set (not the user)
 
 # The start of a C++ log line: absl's "I0000 00:00:1796309260.563448    3192 file.cc:31] ..." or
