@@ -34,4 +34,4 @@ clean:
 
 BENCH ?= all
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py --part $(BENCH) $(if $(JSON),--json $(JSON)) $(if $(MODEL),--model $(MODEL)) $(foreach o,$(SET),--set $(o))
+	$(BIN)/python benchmarks/bench.py --part $(BENCH) $(if $(JSON),--json $(JSON)) $(if $(MODEL),--model $(MODEL)) $(foreach o,$(SET),--set $(o)) $(if $(PROGRESS),--progress)

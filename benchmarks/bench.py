@@ -8,7 +8,9 @@ Parts (`--part`, or `make bench BENCH=...`):
           when ../shared/data is there, else on the quickstart corpus; and the process's peak
           resident memory.
           `--set section.key=value` (make: `SET="train.accumulation_steps=2 ..."`) changes the
-          config, e.g. to compare mixed precision or accumulation.
+          config, e.g. to compare mixed precision or accumulation. `--progress` (make:
+          `PROGRESS=1`) trains with the progress bar drawn (on stdout), to measure its cost:
+          its per-step update runs inside each timed step.
 
   decode  for a trained run directory (`--model`, default runs/multi30k_en_de, else
           runs/quickstart): validation BLEU (sacreBLEU, cased) with greedy search and with
@@ -78,7 +80,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_train(steps: int, overrides: list[str] = ()) -> list[dict]:
+def bench_train(steps: int, overrides: list[str] = (), progress: bool = False) -> list[dict]:
     from keras_nmt import default_corpus
     from keras_nmt.config import Config
     from keras_nmt.quickstart import quickstart_config
@@ -104,10 +106,12 @@ def bench_train(steps: int, overrides: list[str] = ()) -> list[dict]:
             name = "quickstart"
             config = quickstart_config(work / "quickstart", measure)
             default_corpus.write_corpus(config.data.dir)
-        result = train(config, work / "run", log=lambda _: None)
+        result = train(config, work / "run", log=lambda _: None, progress=progress)
     rate = result.history[-1]["target_tokens_per_second"]
     if overrides:
         name += " " + " ".join(overrides)
+    if progress:
+        name += " (progress bar)"
     return [
         row("train", name, "throughput", rate, "target tok/s"),
         row("train", name, "peak RSS", peak_rss_mib(), "MiB"),
@@ -285,6 +289,7 @@ def run_part(part: str, args) -> list[dict]:
         command = [sys.executable, __file__, "--part", part, "--steps", str(args.steps)]
         command += ["--json", str(output)] + (["--model", args.model] if args.model else [])
         command += [f"--set={override}" for override in args.set]
+        command += ["--progress"] if args.progress else []
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         return json.loads(output.read_text())["rows"] if output.is_file() else []
 
@@ -308,6 +313,9 @@ def main(argv=None) -> int:
         metavar="SECTION.KEY=VALUE",
         help="config override for the train part (e.g. train.mixed_precision=bfloat16)",
     )
+    parser.add_argument(
+        "--progress", action="store_true", help="train part: draw the progress bar (its cost)"
+    )
     args = parser.parse_args(argv)
     rows = []
     if args.part == "all":
@@ -315,7 +323,7 @@ def main(argv=None) -> int:
         for part in ("train", "decode", "export", "tflite"):
             rows += run_part(part, args)
     elif args.part == "train":
-        rows += bench_train(args.steps, args.set)
+        rows += bench_train(args.steps, args.set, args.progress)
     elif args.part in ("export", "tflite"):
         models = [pathlib.Path(args.model)] if args.model else export_models()
         if not models:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 import keras
@@ -52,6 +53,76 @@ class TokenThroughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["target_tokens_per_second"] = self.median()
+
+
+class TrainingProgress(keras.callbacks.Callback):
+    """A progress bar inside each epoch (tqdm): steps done of the epoch's total, the epoch's
+    loss so far, target tokens per second since the bar started, and tqdm's ETA. It is
+    redrawn at most once every `min_interval` seconds, and the loss and token count are read
+    only then, so a step costs one counter update. The bar is cleared at the epoch's end,
+    where `EpochLogger` writes the epoch's line. A run resumed mid-epoch starts its bar at the
+    step it resumes from.
+
+    Args:
+        token_count: a callable returning the epoch's running non-PAD target token count.
+        file: the terminal to draw on (default: stdout).
+        min_interval: seconds between redraws.
+    """
+
+    def __init__(self, token_count, file=None, min_interval: float = 0.25):
+        super().__init__()
+        self.token_count = token_count
+        self.file = file
+        self.min_interval = min_interval
+        self._bar = None
+        self._epoch = 0
+        self._started = self._tokens = self._drawn = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._close()
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._bar is not None:
+            return
+        from tqdm import tqdm
+
+        epochs = self.params.get("epochs")
+        self._bar = tqdm(
+            total=self.params.get("steps"),
+            initial=batch,
+            desc=f"epoch {self._epoch + 1}/{epochs}" if epochs else f"epoch {self._epoch + 1}",
+            unit="step",
+            file=self.file if self.file is not None else sys.stdout,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=self.min_interval,
+        )
+        self._started = self._drawn = time.perf_counter()
+        self._tokens = float(self.token_count())
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._bar is None:
+            return
+        now = time.perf_counter()
+        if now - self._drawn >= self.min_interval:
+            self._drawn = now
+            rate = (float(self.token_count()) - self._tokens) / max(now - self._started, 1e-9)
+            loss = (logs or {}).get("loss")
+            text = f"{rate:,.0f} tok/s" if loss is None else f"loss {loss:.4f}, {rate:,.0f} tok/s"
+            self._bar.set_postfix_str(text, refresh=False)
+        self._bar.update(batch + 1 - self._bar.n)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._close()
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 class EpochLogger(keras.callbacks.Callback):

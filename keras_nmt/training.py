@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import math
 import pathlib
+import sys
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from keras_nmt.callbacks import (
     EpochWeights,
     TimeBudget,
     TokenThroughput,
+    TrainingProgress,
     ValidationBLEU,
 )
 from keras_nmt.checkpoint import Checkpointer
@@ -208,8 +210,12 @@ def train(
     config: Config,
     run_dir: str | pathlib.Path,
     log: Callable[[str], None] = say,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) a translator in `run_dir`; see the module docstring.
+
+    `progress` draws a progress bar on stdout inside each epoch (`TrainingProgress`); by
+    default when stdout is a terminal (and in the chief only), else the epochs' lines alone.
 
     Raises:
         UserError: missing or misaligned corpus, or a run directory holding another config.
@@ -221,6 +227,9 @@ def train(
     chief = is_chief(strategy)
     if not chief:
         log = _silent
+    if progress is None:
+        progress = sys.stdout.isatty()
+    progress = progress and chief
     config = resolve_data_dir(config)
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
@@ -299,6 +308,7 @@ def train(
             valid_data,
             chief,
             log,
+            progress=progress,
             time_budget=TimeBudget(
                 started,
                 _earlier_minutes(run),
@@ -326,13 +336,17 @@ def callbacks(
     chief: bool,
     log: Callable[[str], None],
     time_budget: TimeBudget | None = None,
+    progress: bool = False,
 ) -> list[keras.callbacks.Callback]:
     """The Keras callbacks of a run. Those that decide (validation BLEU, early stopping,
     NaN, the time budget) run in every worker so that all stop together; those that write
-    files only in the chief."""
+    files only in the chief. The progress bar comes first, so that `TokenThroughput`'s timing
+    of a step includes its update."""
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
     found = []
+    if progress:
+        found.append(TrainingProgress(lambda: trainer.sums[3].numpy()))
     if config.train.validation_bleu_every and valid_data is not None:
         # First: the callbacks after it (checkpoint, early stopping, logs) read val_bleu.
         found.append(validation_bleu(trainer.model, *tokenizers, config))
