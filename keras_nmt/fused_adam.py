@@ -28,6 +28,7 @@ def _handle(variable) -> tf.Tensor:
     return variable.handle
 
 
+@keras.saving.register_keras_serializable(package="keras_nmt")
 class FusedAdam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` (same arguments) with fused per-variable updates."""
 

@@ -50,12 +50,14 @@ def token_nll(labels, logits, label_smoothing: float = 0.0):
     return token_losses(labels, logits, label_smoothing).loss
 
 
+@keras.saving.register_keras_serializable(package="keras_nmt")
 class MaskedNLL(keras.losses.Loss):
     """Mean token NLL over the non-PAD positions of the batch (PAD = 0 in `y_true`).
 
-    Every real token weighs the same, whatever the sentence lengths in the batch. For
-    `model.fit` on padded `(batch, T, V)` logits; `trainer.Trainer` computes the same value
-    with `token_losses` on the non-PAD positions only.
+    Every real token weighs the same, whatever the sentence lengths in the batch. This is the
+    loss `Seq2Seq.compile` takes (it sets the label smoothing of `fit`); `Seq2Seq.train_step`
+    and `trainer.Trainer` compute the same value with `token_losses` on the non-PAD positions
+    only, over the global batch.
 
     Args:
         label_smoothing: in [0, 1).

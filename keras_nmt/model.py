@@ -2,7 +2,9 @@
 
 - `call({"source", "decoder_input"})`: teacher-forced logits `(batch, T, V)`;
 - `packed_logits(inputs, labels)`: the same forward pass with the generator run on the
-  non-PAD target positions only (what `trainer.Trainer` trains on);
+  non-PAD target positions only (what `trainer.Trainer` and `train_step` train on);
+- `compile(optimizer, loss=MaskedNLL(label_smoothing))`, then Keras's `fit` and `evaluate`,
+  whose `train_step`/`test_step` are the model's own (see `train_step`);
 - `initial_decoding_state(source)`: encodes once and returns the decoding state;
 - `step(tokens, state)`: one decoder step, `(log_probs, new_state, attention)`, what the
   decoding strategies in `keras_nmt.decoding` call.
@@ -20,9 +22,16 @@ from keras_nmt.config import ModelConfig
 from keras_nmt.layers.bridge import Bridge
 from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.encoder import Encoder
+from keras_nmt.losses import MaskedNLL, token_losses
 from keras_nmt.tokenizer import PAD_ID
 
+# The running sums behind the logs of `train_step` and `test_step`, in this order.
+_SUM_NAMES = ("loss_sum", "nll_sum", "correct_tokens", "target_tokens")
+_LOSS, _NLL, _CORRECT, _TOKENS = range(len(_SUM_NAMES))
+_SUM = tf.distribute.ReduceOp.SUM
 
+
+@keras.saving.register_keras_serializable(package="keras_nmt")
 class Seq2Seq(keras.Model):
     """Encoder, bridge and attention decoder.
 
@@ -36,6 +45,16 @@ class Seq2Seq(keras.Model):
 
     Returns:
         Logits `(batch, T, target_vocab_size)`, float32.
+
+    Training with Keras's loop:
+
+        model.compile(optimizer=keras.optimizers.Adam(1e-3, global_clipnorm=5.0),
+                      loss=MaskedNLL(label_smoothing=0.1))  # loss optional: no smoothing
+        model.fit(train_batches, validation_data=valid_batches, epochs=10)
+
+    with batches `(inputs, labels)` as `pipeline.make_dataset` makes them. The logs are
+    `loss`, `perplexity` and `token_accuracy` (and their `val_` forms): means over every
+    non-PAD target token of the epoch so far, or of the evaluated batches.
     """
 
     def __init__(
@@ -58,6 +77,9 @@ class Seq2Seq(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        # XLA cannot compile the teacher-forced decoder loop (a TensorArray of unknown size):
+        # `compile(jit_compile=...)` stays off, also where "auto" would turn it on (GPUs).
+        self.supports_jit = False
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.model_config = ModelConfig(
@@ -106,6 +128,8 @@ class Seq2Seq(keras.Model):
             tie_embeddings=tie_embeddings,
             name="decoder",
         )
+        # Float64 like `trainer.Trainer`'s sums: a float32 count stops being exact past 2^24.
+        self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _SUM_NAMES]
 
     @classmethod
     def from_model_config(
@@ -154,6 +178,143 @@ class Seq2Seq(keras.Model):
         real = ops.not_equal(labels, PAD_ID)
         return self.decoder.logits(tf.boolean_mask(states, real)), tf.boolean_mask(labels, real)
 
+    def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False):
+        """`(4,)` float32 sums over the batch's non-PAD target tokens: token loss (with
+        `label_smoothing`), NLL, correct predictions (highest logit), tokens.
+
+        Args:
+            inputs, labels: as `packed_logits`.
+        """
+        logits, packed = self.packed_logits(inputs, labels, training=training)
+        losses = token_losses(packed, logits, label_smoothing)
+        return tf.stack(
+            [
+                tf.reduce_sum(losses.loss),
+                tf.reduce_sum(losses.nll),
+                tf.reduce_sum(tf.cast(losses.correct, tf.float32)),
+                tf.cast(tf.size(packed), tf.float32),
+            ]
+        )
+
+    # -- Keras's training loop -------------------------------------------------------------
+
+    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
+        """`keras.Model.compile` for this model's `train_step` and `test_step`.
+
+        Args:
+            optimizer: any Keras optimizer (or its name), a `LossScaleOptimizer` included;
+                its clipping applies to the gradient of the global batch (see `train_step`).
+                Its `gradient_accumulation_steps`, if set, are Keras's: the micro-batches'
+                mean gradients weigh the same whatever their token counts (and with R > 1
+                replicas each is clipped apart), unlike `trainer.Trainer`'s accumulation.
+            loss: `None` or a `keras_nmt.losses.MaskedNLL`, the loss the steps minimise and
+                log: `MaskedNLL(label_smoothing)` sets the label smoothing (`None`: none).
+                The steps compute its value from the non-PAD positions only (`token_sums`),
+                which equals it on the padded logits; `compute_loss` gives the padded one.
+            **kwargs: the other arguments of `keras.Model.compile`, except `metrics`,
+                `weighted_metrics` and `loss_weights`: the steps log their own metrics.
+        """
+        if loss is None:
+            loss = MaskedNLL()
+        if not isinstance(loss, MaskedNLL):
+            raise ValueError(
+                f"loss: expected None or a keras_nmt.losses.MaskedNLL, received {loss!r}"
+            )
+        for name in ("metrics", "weighted_metrics", "loss_weights"):
+            if kwargs.get(name) is not None:
+                raise ValueError(
+                    f"{name}: not supported (the steps log loss, perplexity and "
+                    f"token_accuracy over the target tokens), received {kwargs[name]!r}"
+                )
+        if not self.built:
+            # Without a strategy `fit` does not build the model before tracing `train_step`,
+            # whose `packed_logits` needs the variables (it does not go through `__call__`).
+            self.build()
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compile_from_config(self, config):
+        """Compiles as `compile` from `get_compile_config()`'s dict (what `load_model` calls;
+        Keras skips a model whose `compile` is overridden unless this is too)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        """The running sums behind the logs (`keras.metrics.Sum`, float64): token loss, NLL,
+        correct predictions and tokens over the non-PAD target tokens seen since the last
+        reset. `fit` resets them at every epoch, `evaluate` (`fit`'s validation too, once the
+        epoch's logs are taken) before it starts. Each replica adds the global batch's sums,
+        so within a replica they are the global sums (read across replicas they are R times
+        that; the logs are ratios either way)."""
+        return list(self._token_sums)
+
+    def train_step(self, data):
+        """One optimizer step on `data`, `(inputs, labels)` as `pipeline.make_dataset`
+        batches them; `fit` runs it in every replica of the model's strategy.
+
+        The loss is the compiled `MaskedNLL` as the mean over every non-PAD target token of
+        the global batch, whatever the number of replicas R and their token counts:
+        1. each replica sums the token losses of its batch (`token_sums`: generator on the
+           non-PAD positions only, float32 logits) and all-reduces (SUM) its four sums,
+           which gives the global token count N (and the logged sums);
+        2. its gradient is that of `loss_sum / N` (times `optimizer.scale_loss`): the R
+           replicas' gradients add up to G, the gradient of the global mean;
+        3. `optimizer.apply`. Keras 3.15's optimizer clips what each replica passes and then
+           sums the replicas' values (`BaseOptimizer._backend_apply_gradients` clips,
+           `TFOptimizer._backend_update_step` all-reduces), so on one replica its clipping
+           applies to G itself. With R > 1 the replicas all-reduce their gradients into G
+           first, clip G as the optimizer would, and pass `clip(G) / R`, which the
+           optimizer's own clipping leaves unchanged (its norm is at most `clip / R`) and
+           which sums back to `clip(G)`: clipping acts on the global gradient, as compiled.
+           This costs a second all-reduce of the gradients, as `trainer.Trainer`'s does.
+
+        Returns:
+            The logs: `loss`, `perplexity` (exp of the mean NLL), `token_accuracy`, per-token
+            means since the metrics were last reset.
+        """
+        inputs, labels = _unpack(data)
+        with tf.GradientTape() as tape:
+            sums = self.token_sums(inputs, labels, self.loss.label_smoothing, training=True)
+            totals = tf.distribute.get_replica_context().all_reduce(_SUM, tf.stop_gradient(sums))
+            loss = self.optimizer.scale_loss(sums[_LOSS] / tf.maximum(totals[_TOKENS], 1.0))
+        # Embedding gradients come as IndexedSlices, a row per token occurrence: dense, or
+        # Keras's clipping would add up the squares of a repeated token's rows, not of their sum.
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.trainable_variables)]
+        self.optimizer.apply(self._replica_gradients(gradients), self.trainable_variables)
+        return self._logs(totals)
+
+    def test_step(self, data):
+        """`train_step`'s sums without a gradient (`training=False`): the same logs over the
+        evaluated batches (`val_loss`... in `fit`)."""
+        inputs, labels = _unpack(data)
+        sums = self.token_sums(inputs, labels, self.loss.label_smoothing)
+        return self._logs(tf.distribute.get_replica_context().all_reduce(_SUM, sums))
+
+    def _replica_gradients(self, gradients):
+        """What this replica passes to `optimizer.apply` (see `train_step`, step 3)."""
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync
+        if replicas == 1:
+            return gradients
+        total = context.all_reduce(_SUM, gradients)
+        scale = self.optimizer.scale_loss(1.0)  # the loss scale, 1 without loss scaling
+        clipped = _clipped([g / scale for g in total], self.optimizer)
+        return [g * (scale / replicas) for g in clipped]
+
+    def _logs(self, totals):
+        """Adds the global batch's `totals` `(4,)` to the running sums; returns the logs."""
+        for metric, value in zip(self._token_sums, tf.unstack(totals)):
+            metric.update_state(value)
+        loss, nll, correct, tokens = (metric.result() for metric in self._token_sums)
+        tokens = tf.maximum(tokens, 1.0)
+        return {
+            "loss": loss / tokens,
+            "perplexity": tf.exp(tf.minimum(nll / tokens, 700.0)),
+            "token_accuracy": correct / tokens,
+        }
+
+    # -- decoding --------------------------------------------------------------------------
+
     def initial_decoding_state(self, source):
         """The decoding state for `source` `(batch, S)`: one nested dict holding the decoder
         state and the attention memory, every leaf with the batch as its first axis."""
@@ -175,3 +336,31 @@ class Seq2Seq(keras.Model):
             "target_vocab_size": self.target_vocab_size,
             **dataclasses.asdict(self.model_config),
         }
+
+
+def _unpack(data):
+    """`(inputs, labels)` from a batch `fit` or `evaluate` passes to a step."""
+    inputs, labels, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if labels is None or sample_weight is not None:
+        raise ValueError(
+            "expected batches (inputs, labels) as pipeline.make_dataset makes them, received "
+            f"{data!r}"
+        )
+    return inputs, labels
+
+
+def _clipped(gradients, optimizer):
+    """`gradients` clipped as `optimizer` (or the one a `LossScaleOptimizer` wraps) clips
+    what it is given: `clipnorm` per variable, `global_clipnorm` over all, or `clipvalue`.
+    Non-finite gradients stay non-finite, for a `LossScaleOptimizer` to skip the step."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if inner.clipnorm:
+        return [tf.clip_by_norm(g, inner.clipnorm) for g in gradients]
+    if inner.global_clipnorm:
+        return tf.clip_by_global_norm(gradients, inner.global_clipnorm)[0]
+    if inner.clipvalue:
+        value = inner.clipvalue
+        return [
+            tf.where(tf.math.is_finite(g), tf.clip_by_value(g, -value, value), g) for g in gradients
+        ]
+    return gradients

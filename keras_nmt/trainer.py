@@ -40,7 +40,6 @@ import tensorflow as tf
 from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import TrainConfig
 from keras_nmt.fused_adam import FusedAdam
-from keras_nmt.losses import token_losses
 
 # Per-step and per-epoch sums: loss, NLL, correct predictions, non-PAD target tokens.
 _LOSS, _NLL, _CORRECT, _TOKENS = range(4)
@@ -113,18 +112,10 @@ class Trainer:
 
     def _token_sums(self, batch, training: bool = False):
         """`(4,)` float32 sums over the batch's non-PAD target tokens: loss, NLL, correct,
-        tokens. `batch` is `(inputs, labels)` from `pipeline.make_dataset`."""
+        tokens (`Seq2Seq.token_sums`). `batch` is `(inputs, labels)` from
+        `pipeline.make_dataset`."""
         inputs, labels = batch
-        logits, packed = self.model.packed_logits(inputs, labels, training=training)
-        losses = token_losses(packed, logits, self.label_smoothing)
-        return tf.stack(
-            [
-                tf.reduce_sum(losses.loss),
-                tf.reduce_sum(losses.nll),
-                tf.reduce_sum(tf.cast(losses.correct, tf.float32)),
-                tf.cast(tf.size(packed), tf.float32),
-            ]
-        )
+        return self.model.token_sums(inputs, labels, self.label_smoothing, training=training)
 
     def _replica_gradients(self, batch):
         """In a replica: the gradients of the batch's summed token loss and its sums, both
