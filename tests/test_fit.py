@@ -328,10 +328,9 @@ def mirrored(out: str) -> None:
     """Three `fit` steps on one device and mirrored over 2 logical CPU devices, on the same
     global batches: half of each (6 target tokens) to one replica, half (10) to the other.
     Writes both runs' per-step logs (then `evaluate`'s) and how far their weights ended
-    apart. SGD without clipping (the global token mean), with a clip norm that clips every
+    apart. SGD without clipping (the global token mean), and with a clip norm that clips every
     step (clipping of the global gradient, which Keras's optimizer alone would apply to each
-    replica's part), and the same in a LossScaleOptimizer (clipping between unscaling and
-    rescaling)."""
+    replica's part) inside a LossScaleOptimizer (clipping between unscaling and rescaling)."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     pad = lambda x, width=5: tf.pad(x, [[0, 0], [0, width - x.shape[1]]])  # noqa: E731
@@ -369,7 +368,8 @@ def mirrored(out: str) -> None:
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     optimizers = {
         "sgd": lambda: keras.optimizers.SGD(0.5),
-        "sgd_clipped": lambda: keras.optimizers.SGD(0.5, global_clipnorm=0.05),
+        # Clipping inside a LossScaleOptimizer covers plain clipping too: the step unscales the
+        # global gradient, clips it, and scales it back.
         "loss_scaled_clipped": lambda: keras.optimizers.LossScaleOptimizer(
             keras.optimizers.SGD(0.5, global_clipnorm=0.05)
         ),
