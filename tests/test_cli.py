@@ -110,6 +110,8 @@ def test_a_user_error_is_one_line_and_status_2_in_a_subprocess(tmp_path):
     path.write_text("model:\n  attention: cosine\n")
     result = run("train", "--config", str(path), "--run-dir", str(tmp_path / "run"))
     assert_one_line_error(result, "model.attention: expected one of", "'cosine'")
+    # Nothing else on stderr: no TensorFlow start-up lines either (keras_nmt.quiet).
+    assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
 def test_misaligned_corpus_is_one_clear_line(toy_corpus_dir, config_file, tmp_path, capsys):

@@ -14,7 +14,15 @@ def test_short_quickstart_writes_splits_trains_and_reports_bleu(tmp_path):
     messages = []
     scores = quickstart(
         tmp_path / "run",
-        ["train.epochs=1", "train.steps_per_epoch=5", "train.tensorboard=false"],
+        # A 5-step model decodes every sentence to its length limit: greedily and to 30
+        # pieces, the 500 test sentences take seconds (the full quickstart is the slow test).
+        [
+            "train.epochs=1",
+            "train.steps_per_epoch=5",
+            "train.tensorboard=false",
+            "decode.beam_size=1",
+            "decode.max_length=30",
+        ],
         log=messages.append,
         export_dir=tmp_path / "export",
     )

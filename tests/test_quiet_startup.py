@@ -121,12 +121,6 @@ def test_noise_shows_when_asked_for(environment):
     assert "cuInit" in result.stderr or "cudart_stub" in result.stderr
 
 
-def test_cli_subcommand_that_loads_tensorflow_prints_only_its_error():
-    result = run_python("-m", "keras_nmt.cli", "translate", "--model", "no/such/model")
-    assert result.returncode == 2
-    assert result.stderr.splitlines() == ["keras-nmt: error: model not found: no/such/model"]
-
-
 def test_cli_version_prints_nothing_on_stderr():
     result = run_python("-m", "keras_nmt.cli", "--version")
     assert result.returncode == 0, result.stderr
