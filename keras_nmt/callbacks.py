@@ -1,5 +1,5 @@
 """Training callbacks of our own (Keras's built-in ones are set up in `training`), called by
-`trainer.Trainer.fit` as `model.fit` would call them."""
+`model.fit`, or by `trainer.Trainer.fit` as `model.fit` would call them."""
 
 from __future__ import annotations
 

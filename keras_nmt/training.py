@@ -1,11 +1,14 @@
 """`train(config, run_dir)`: from a parallel corpus to a run directory with a trained model.
 
-Training runs `trainer.Trainer` (our loop, the same for every `train.strategy`).
+Training runs Keras's `model.fit` on `Seq2Seq.train_step` for `train.strategy: default`, and
+`trainer.Trainer` (our loop, the same maths) for `mirrored` and `multi_worker` and for
+`train.accumulation_steps > 1` (see `_uses_trainer` for why).
 
 Re-running the same call on the same run directory resumes: SentencePiece models are
 reused, and the latest checkpoint in `backup/` restores the weights, the optimizer state and
 the position: epoch, step within the epoch, and the epoch's running sums. The checkpoint is
-written atomically (`checkpoint.Checkpointer`) every `train.backup_every_steps` optimizer
+written atomically (`checkpoint.Checkpointer`, from `fit_checkpoint.FitCheckpoint` under
+`fit`) every `train.backup_every_steps` optimizer
 steps and at every epoch end, so a kill at any moment loses at most the steps since the
 last one; the resumed run continues with the same batches it would have seen.
 """
@@ -38,6 +41,8 @@ from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
 from keras_nmt.distribute import any_worker, is_chief, make_strategy
 from keras_nmt.errors import ConfigError, UserError
+from keras_nmt.fit_checkpoint import FitCheckpoint
+from keras_nmt.losses import MaskedNLL
 from keras_nmt.model import Seq2Seq
 from keras_nmt.pipeline import (
     FilterCounts,
@@ -255,37 +260,10 @@ def train(
         valid_counts = count_filtered(valid_tokenized, config.data)
         log(f"validation data: {valid_counts}")
         valid_data = make_dataset(valid_tokenized, config.data, config.train, shuffle=False)
-
-    with strategy.scope(), dtype_policy(config.train.mixed_precision):
-        model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-        optimizer = make_optimizer(config.train, replicas)
-        model.compile(optimizer=optimizer)  # callbacks read `model.optimizer`
-    trainer = Trainer(
-        model,
-        optimizer,
-        strategy,
-        label_smoothing=config.train.label_smoothing,
-        accumulation_steps=config.train.accumulation_steps,
-    )
-    checkpointer = Checkpointer(run.backup, trainer.checkpoint, write=chief)
-    restored = checkpointer.restore()
-    if restored is None and run.finished_epochs():
-        raise UserError(
-            f"{run.path} has finished epochs but no training state in {run.backup} (deleted, "
-            "or written by an older keras-nmt), so it cannot be resumed; use a new --run-dir"
+        # A known length: `fit` then ends its validation without an "ran out of data" warning.
+        valid_data = valid_data.apply(
+            tf.data.experimental.assert_cardinality(count_batches(valid_data))
         )
-    finished = int(trainer.epoch.numpy())
-    if restored is not None:
-        log(
-            f"resuming from {checkpointer.path(restored)}: epoch {finished + 1}, "
-            f"step {int(trainer.step.numpy())}, optimizer step {restored}"
-        )
-    if bool(trainer.stopped.numpy()):
-        log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
-        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
-    if finished >= config.train.epochs:
-        log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
-        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
 
     # Every batch goes to one replica; an epoch is one pass over the unsharded data in
     # per-replica batches (the count is the same in every pass: length bucketing puts each
@@ -296,14 +274,54 @@ def train(
         if config.train.steps_per_epoch
         else math.ceil(batches / replicas)
     )
-    trainer.fit(
-        epoch_dataset(train_tokenized, config.data, per_replica),
-        epochs=config.train.epochs,
-        micro_steps_per_epoch=micro_steps,
-        callbacks=callbacks(
+    steps = math.ceil(micro_steps / config.train.accumulation_steps)
+    with strategy.scope(), dtype_policy(config.train.mixed_precision):
+        model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+        # `Seq2Seq.train_step` clips the global gradient itself; `Trainer` splits the clip
+        # norm between the replicas (`make_optimizer`).
+        optimizer = make_optimizer(config.train, replicas if _uses_trainer(config) else 1)
+        model.compile(optimizer=optimizer, loss=MaskedNLL(config.train.label_smoothing))
+    if _uses_trainer(config):
+        trainer = Trainer(
+            model,
+            optimizer,
+            strategy,
+            label_smoothing=config.train.label_smoothing,
+            accumulation_steps=config.train.accumulation_steps,
+        )
+        state, checkpointer = trainer, Checkpointer(run.backup, trainer.checkpoint, write=chief)
+    else:
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
+            state = FitCheckpoint(
+                model, run.backup, steps, config.train.backup_every_steps, write=chief
+            )
+        checkpointer = state.checkpointer
+    restored = checkpointer.restore()
+    if restored is None and run.finished_epochs():
+        raise UserError(
+            f"{run.path} has finished epochs but no training state in {run.backup} (deleted, "
+            "or written by an older keras-nmt), so it cannot be resumed; use a new --run-dir"
+        )
+    finished = int(state.epoch.numpy())
+    if restored is not None:
+        log(
+            f"resuming from {checkpointer.path(restored)}: epoch {finished + 1}, "
+            f"step {int(state.step.numpy())}, optimizer step {restored}"
+        )
+    if bool(state.stopped.numpy()):
+        log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
+        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
+    if finished >= config.train.epochs:
+        log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
+        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
+
+    def run_callbacks(token_count):
+        return callbacks(
             config,
             run,
-            trainer,
+            model,
+            token_count,
             (source_tokenizer, target_tokenizer),
             valid_data,
             chief,
@@ -316,11 +334,21 @@ def train(
                 lambda stop: any_worker(strategy, stop),
                 log,
             ),
-        ),
-        checkpointer=checkpointer,
-        save_every=config.train.backup_every_steps,
-        validation_data=valid_data,
-    )
+        )
+
+    make_epoch = epoch_dataset(train_tokenized, config.data, per_replica)
+    if _uses_trainer(config):
+        trainer.fit(
+            make_epoch,
+            epochs=config.train.epochs,
+            micro_steps_per_epoch=micro_steps,
+            callbacks=run_callbacks(lambda: trainer.sums[3].numpy()),
+            checkpointer=checkpointer,
+            save_every=config.train.backup_every_steps,
+            validation_data=valid_data,
+        )
+    else:
+        _fit(model, make_epoch, state, config.train.epochs, steps, valid_data, run_callbacks)
     if chief and config.train.average_last_epochs:
         _average(run, config, (source_tokenizer, target_tokenizer), valid_data, log)
     history = run.finished_epochs()
@@ -330,7 +358,8 @@ def train(
 def callbacks(
     config: Config,
     run: RunDir,
-    trainer: Trainer,
+    model: Seq2Seq,
+    token_count: Callable[[], float],
     tokenizers: tuple[Tokenizer, Tokenizer],
     valid_data: tf.data.Dataset | None,
     chief: bool,
@@ -341,27 +370,26 @@ def callbacks(
     """The Keras callbacks of a run. Those that decide (validation BLEU, early stopping,
     NaN, the time budget) run in every worker so that all stop together; those that write
     files only in the chief. The progress bar comes first, so that `TokenThroughput`'s timing
-    of a step includes its update."""
+    of a step includes its update. `token_count` returns the epoch's running non-PAD target
+    token count (for the progress bar and `TokenThroughput`)."""
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
     found = []
     if progress:
-        found.append(TrainingProgress(lambda: trainer.sums[3].numpy()))
+        found.append(TrainingProgress(token_count))
     if config.train.validation_bleu_every and valid_data is not None:
         # First: the callbacks after it (checkpoint, early stopping, logs) read val_bleu.
-        found.append(validation_bleu(trainer.model, *tokenizers, config))
+        found.append(validation_bleu(model, *tokenizers, config))
     if time_budget is not None:
         found.append(time_budget)  # before the logs that record `training_minutes`
     found += [
-        TokenThroughput(lambda: trainer.sums[3].numpy()),
+        TokenThroughput(token_count),
         keras.callbacks.TerminateOnNaN(),
     ]
     if config.train.average_last_epochs:
         found.append(
             EpochWeights(
-                epoch_checkpointer(
-                    run, trainer.model, keep=config.train.average_last_epochs, write=chief
-                )
+                epoch_checkpointer(run, model, keep=config.train.average_last_epochs, write=chief)
             )
         )
     if config.train.learning_rate_decay and valid_data is not None:
@@ -397,6 +425,77 @@ def callbacks(
             found.append(keras.callbacks.TensorBoard(str(run.logs)))
         found.append(EpochLogger(log, config.train.epochs))
     return found
+
+
+def _uses_trainer(config: Config) -> bool:
+    """Whether `train` runs `trainer.Trainer` rather than `model.fit`: for every strategy but
+    `default`, and for `accumulation_steps > 1`.
+
+    - Under a strategy, Keras 3.15's `fit` first reduces the first distributed batch with
+      MEAN across replicas (`_maybe_symbolic_build`), which fails when the replicas' batches
+      differ in shape, as length-bucketed batches do (`mirrored`); under
+      MultiWorkerMirroredStrategy `fit` fails anyway (keras-team/keras#20585).
+    - Keras's `gradient_accumulation_steps` weighs each micro-batch the same, whatever its
+      token count; `Trainer` accumulates token-weighted.
+    """
+    return config.train.strategy != "default" or config.train.accumulation_steps > 1
+
+
+def _fit(
+    model: Seq2Seq,
+    epoch_dataset: Callable[[int, tf.distribute.InputContext], tf.data.Dataset],
+    state: FitCheckpoint,
+    epochs: int,
+    steps: int,
+    validation_data: tf.data.Dataset | None,
+    make_callbacks: Callable[[Callable[[], float]], list[keras.callbacks.Callback]],
+) -> None:
+    """`model.fit` from `state`'s restored position up to `epochs` epochs of `steps`
+    optimizer steps, `state` saving the position (put after the other callbacks).
+
+    `fit` has an initial epoch but no initial step, so an epoch resumed mid-way is its own
+    `fit` call, of its remaining steps, and the later epochs a second one. Each call's data
+    is one dataset of its epochs' batches in turn, epoch `e`'s from `epoch_dataset(e, ...)`
+    (the same batches for the same epoch), the resumed epoch's first ones skipped. Callbacks
+    see two training runs then: `EarlyStopping` and `ReduceLROnPlateau` start counting again
+    at the second, as they do in any resumed run.
+    """
+    strategy = model.distribute_strategy
+    run_callbacks = [*make_callbacks(state.token_count), state]
+    epoch, start = int(state.epoch.numpy()), int(state.step.numpy())
+
+    def run(first: int, last: int, skip: int) -> None:
+        def pipeline(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # Each optimizer step takes a batch for each of the pipeline's replicas.
+            per_step = strategy.num_replicas_in_sync // input_context.num_input_pipelines
+            dataset = None
+            for e in range(first, last):
+                taken = epoch_dataset(e, input_context)
+                if e == first:
+                    taken = taken.skip(skip * per_step).take((steps - skip) * per_step)
+                else:
+                    taken = taken.take(steps * per_step)
+                dataset = taken if dataset is None else dataset.concatenate(taken)
+            return dataset
+
+        model.fit(
+            strategy.distribute_datasets_from_function(pipeline),
+            initial_epoch=first,
+            epochs=last,
+            steps_per_epoch=steps - skip,
+            validation_data=validation_data,
+            callbacks=run_callbacks,
+            shuffle=False,  # the pipeline shuffles (per epoch)
+            verbose=0,
+        )
+
+    if start:
+        run(epoch, epoch + 1, start)
+        if model.stop_training or int(state.epoch.numpy()) != epoch + 1:
+            return
+        epoch += 1
+    if epoch < epochs:
+        run(epoch, epochs, 0)
 
 
 def _earlier_minutes(run: RunDir) -> float:

@@ -5,8 +5,11 @@ TF_CONFIG) or a process that dies (SIGKILL).
     python -m tests.distributed_script train RUN_DIR WEIGHTS.npz [OVERRIDE ...]
     python -m tests.distributed_script kill-at-step EPOCH STEP RUN_DIR [OVERRIDE ...]
     python -m tests.distributed_script kill-in-save RUN_DIR [OVERRIDE ...]
+    python -m tests.distributed_script fit-mirrored
 
-Overrides are `section.key=value` config settings (the test passes its tiny config).
+Overrides are `section.key=value` config settings (the test passes its tiny config). With
+`KERAS_NMT_TEST_CPUS=N` in the environment the CPU is first split into N logical devices
+(what `train.strategy=mirrored` then runs on).
 """
 
 from __future__ import annotations
@@ -178,7 +181,47 @@ def kill_in_save(run_dir: str, overrides) -> None:
     training.train(_config(overrides), run_dir, log=print)
 
 
+def fit_mirrored() -> None:
+    """`Seq2Seq.fit` under MirroredStrategy for 2 steps, each replica's batches from its own
+    pipeline (`distribute_datasets_from_function`), the two replicas' of different shapes."""
+    import keras
+    import tensorflow as tf
+
+    from keras_nmt.distribute import make_strategy
+    from keras_nmt.model import Seq2Seq
+
+    def batch(source, labels):
+        labels = tf.constant(labels, tf.int32)
+        decoder_input = tf.concat([tf.ones_like(labels[:, :1]), labels[:, :-1]], axis=1)
+        return {"source": tf.constant(source, tf.int32), "decoder_input": decoder_input}, labels
+
+    a = batch([[4, 5, 6, 2], [7, 8, 9, 2]], [[5, 6, 7, 2], [9, 8, 3, 2]])
+    b = batch([[9, 2], [10, 2]], [[11, 2], [7, 2]])
+    strategy = make_strategy("mirrored")
+    if strategy.num_replicas_in_sync != 2:
+        raise SystemExit(f"expected 2 replicas, got {strategy.num_replicas_in_sync}")
+    with strategy.scope():
+        model = Seq2Seq(20, 20, embedding_dim=8, encoder_units=8, decoder_units=8, dropout=0.0)
+        model.build()
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+
+    def pipeline(_):
+        return tf.data.Dataset.from_tensors(a).concatenate(tf.data.Dataset.from_tensors(b)).repeat()
+
+    model.fit(
+        strategy.distribute_datasets_from_function(pipeline), epochs=1, steps_per_epoch=2, verbose=0
+    )
+
+
 if __name__ == "__main__":
+    if os.environ.get("KERAS_NMT_TEST_CPUS"):
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        count = int(os.environ["KERAS_NMT_TEST_CPUS"])
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * count
+        )
     command, *arguments = sys.argv[1:]
     if command == "mirrored":
         mirrored(*arguments)
@@ -188,5 +231,7 @@ if __name__ == "__main__":
         kill_at_step(int(arguments[0]), int(arguments[1]), arguments[2], arguments[3:])
     elif command == "kill-in-save":
         kill_in_save(arguments[0], arguments[1:])
+    elif command == "fit-mirrored":
+        fit_mirrored()
     else:
         raise SystemExit(f"unknown command {command!r}")

@@ -3,7 +3,6 @@
 import math
 import re
 import shutil
-import types
 
 import keras
 import numpy as np
@@ -173,8 +172,9 @@ def test_callbacks_decay_the_rate_keep_the_best_weights_and_stop_on_a_scripted_m
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     messages = []
-    trainer = types.SimpleNamespace(model=model, sums=tf.zeros([4]))
-    found = callbacks(config, run, trainer, (None, None), "validation", True, messages.append)
+    found = callbacks(
+        config, run, model, lambda: 0.0, (None, None), "validation", True, messages.append
+    )
     callback_list = keras.callbacks.CallbackList(
         found, model=model, epochs=config.train.epochs, steps=1
     )

@@ -1,0 +1,121 @@
+"""`FitCheckpoint`: the training state of a `model.fit` run, saved from a callback so that a
+killed run resumes at the same optimizer step with the same data.
+
+Keras 3's `BackupAndRestore` restores the epoch only; `fit` itself knows no step within an
+epoch. This callback keeps the position that `fit` lacks (`epoch`, `step` within it, the
+epoch's running sums, whether a callback `stopped` training) in variables checkpointed with
+the model's and the optimizer's, through `checkpoint.Checkpointer` (atomic). Its
+`tf.train.Checkpoint` holds the same objects under the same names as `trainer.Trainer`'s, so
+either can resume the other's run directory.
+
+The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`): `fit`
+resets them at every epoch's start, and `on_epoch_begin` of an epoch resumed mid-way puts
+the checkpointed sums back, so that its logs count the steps trained before the kill too.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_nmt.checkpoint import Checkpointer
+
+
+class FitCheckpoint(keras.callbacks.Callback):
+    """Saves the training state every `save_every` optimizer steps and at every epoch end.
+
+    Put it last among a `fit`'s callbacks: it records `stopped` from the decisions of those
+    before it (early stopping, the time budget), and a step's save follows the other
+    callbacks' work on that step.
+
+    Args:
+        model: a compiled `Seq2Seq`, built, with its optimizer built (`restore` loads into
+            their variables), in its strategy's scope.
+        directory: where `Checkpointer` writes `ckpt-<optimizer step>/`.
+        steps_per_epoch: optimizer steps in a whole epoch.
+        save_every: optimizer steps between saves inside an epoch.
+        write: False in the non-chief workers (see `Checkpointer`).
+    """
+
+    def __init__(self, model, directory, steps_per_epoch: int, save_every: int, write=True):
+        super().__init__()
+        if steps_per_epoch < 1 or save_every < 1:
+            raise ValueError(
+                "steps_per_epoch and save_every: expected >= 1, received "
+                f"{steps_per_epoch} and {save_every}"
+            )
+        self.trained = model
+        self.steps_per_epoch = steps_per_epoch
+        self.save_every = save_every
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name="sums")
+        self.stopped = tf.Variable(False, trainable=False, name="stopped")
+        # Explicit variable lists, as `Trainer.checkpoint` has them: a
+        # `tf.train.Checkpoint(model=model)` of a Keras 3 model misses some of its variables.
+        self.checkpointer = Checkpointer(
+            directory,
+            tf.train.Checkpoint(
+                model=[variable.value for variable in model.variables],
+                optimizer=[variable.value for variable in model.optimizer.variables],
+                epoch=self.epoch,
+                step=self.step,
+                sums=self.sums,
+                stopped=self.stopped,
+            ),
+            write=write,
+        )
+        self._step = 0  # the step within the epoch, counted here rather than read back
+        self._iterations = 0  # optimizer steps taken
+
+    def restore(self) -> int | None:
+        """Loads the latest checkpoint; returns its optimizer step (None if there is none)."""
+        return self.checkpointer.restore()
+
+    def on_train_begin(self, logs=None):
+        self._step = int(self.step.numpy())
+        self._iterations = int(self.trained.optimizer.iterations.numpy())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._step:
+            self._set_sums(self.sums.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        self._iterations += 1
+        if self._step < self.steps_per_epoch and self._iterations % self.save_every == 0:
+            self.step.assign(self._step)
+            self.sums.assign(self._get_sums())
+            self.checkpointer.save(self._iterations)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._step < self.steps_per_epoch:
+            return  # stopped mid-epoch (TerminateOnNaN): the epoch is not done
+        self._step = 0
+        self.epoch.assign(epoch + 1)
+        self.step.assign(0)
+        self.sums.assign(tf.zeros([4], tf.float64))
+        self.stopped.assign(bool(self.trained.stop_training))
+        self.checkpointer.save(self._iterations)
+
+    def token_count(self) -> float:
+        """The epoch's running non-PAD target token count (the `target_tokens` sum)."""
+        return float(self._get_sums()[3])
+
+    # The sums live in sync-on-read variables: each replica holds the global batches' sums
+    # (`Seq2Seq.train_step`), so they are read from, and written to, each replica's copy.
+
+    def _components(self, metric):
+        (variable,) = metric.variables
+        return self.trained.distribute_strategy.experimental_local_results(variable.value)
+
+    def _get_sums(self) -> np.ndarray:
+        return np.array(
+            [float(self._components(metric)[0].numpy()) for metric in self.trained.metrics]
+        )
+
+    def _set_sums(self, sums) -> None:
+        for metric, value in zip(self.trained.metrics, sums):
+            for component in self._components(metric):
+                component.assign(value)
