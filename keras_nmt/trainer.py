@@ -1,6 +1,8 @@
-"""`Trainer`: our training loop, the same for every tf.distribute strategy.
+"""`Trainer`: our training loop, for what `model.fit` cannot do here (`training._uses_trainer`):
+the `mirrored` and `multi_worker` strategies and token-weighted gradient accumulation. Its
+maths is `Seq2Seq.token_sums`, as in `Seq2Seq.train_step`.
 
-Why not `model.fit`:
+Why not `model.fit` there:
 - Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585): its
   `_symbolic_build` calls `strategy.reduce` on a nested PerReplica batch, and
   `reduce_per_replica` reduces scalar metrics with `axis=0`. Overriding `train_step` does not
