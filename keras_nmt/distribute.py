@@ -88,3 +88,10 @@ def any_worker(strategy: tf.distribute.Strategy, flag: bool) -> bool:
     value = strategy.run(lambda: tf.constant(int(flag)))
     # ReduceOp has only SUM and MEAN: a flag is up somewhere when the sum is positive.
     return bool(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None).numpy() > 0)
+
+
+def replicas_per_pipeline(
+    strategy: tf.distribute.Strategy, input_context: tf.distribute.InputContext
+) -> int:
+    """The replicas one input pipeline feeds: an optimizer step takes a batch for each."""
+    return strategy.num_replicas_in_sync // input_context.num_input_pipelines

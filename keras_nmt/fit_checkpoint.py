@@ -5,8 +5,8 @@ Keras 3's `BackupAndRestore` restores the epoch only; `fit` itself knows no step
 epoch. This callback keeps the position that `fit` lacks (`epoch`, `step` within it, the
 epoch's running sums, whether a callback `stopped` training) in variables checkpointed with
 the model's and the optimizer's, through `checkpoint.Checkpointer` (atomic). Its
-`tf.train.Checkpoint` holds the same objects under the same names as `trainer.Trainer`'s, so
-either can resume the other's run directory.
+position is a `checkpoint.TrainingPosition`, as `trainer.Trainer`'s is, so either can resume
+the other's run directory.
 
 The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`): `fit`
 resets them at every epoch's start, and `on_epoch_begin` of an epoch resumed mid-way puts
@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer
+from keras_nmt.checkpoint import Checkpointer, TrainingPosition
 
 
 class FitCheckpoint(keras.callbacks.Callback):
@@ -48,23 +48,9 @@ class FitCheckpoint(keras.callbacks.Callback):
         self.trained = model
         self.steps_per_epoch = steps_per_epoch
         self.save_every = save_every
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name="sums")
-        self.stopped = tf.Variable(False, trainable=False, name="stopped")
-        # Explicit variable lists, as `Trainer.checkpoint` has them: a
-        # `tf.train.Checkpoint(model=model)` of a Keras 3 model misses some of its variables.
+        self.position = TrainingPosition()
         self.checkpointer = Checkpointer(
-            directory,
-            tf.train.Checkpoint(
-                model=[variable.value for variable in model.variables],
-                optimizer=[variable.value for variable in model.optimizer.variables],
-                epoch=self.epoch,
-                step=self.step,
-                sums=self.sums,
-                stopped=self.stopped,
-            ),
-            write=write,
+            directory, self.position.checkpoint(model, model.optimizer), write=write
         )
         self._step = 0  # the step within the epoch, counted here rather than read back
         self._iterations = 0  # optimizer steps taken
@@ -74,29 +60,29 @@ class FitCheckpoint(keras.callbacks.Callback):
         return self.checkpointer.restore()
 
     def on_train_begin(self, logs=None):
-        self._step = int(self.step.numpy())
+        self._step = int(self.position.step.numpy())
         self._iterations = int(self.trained.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._step:
-            self._set_sums(self.sums.numpy())
+            self._set_sums(self.position.sums.numpy())
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         self._iterations += 1
         if self._step < self.steps_per_epoch and self._iterations % self.save_every == 0:
-            self.step.assign(self._step)
-            self.sums.assign(self._get_sums())
+            self.position.step.assign(self._step)
+            self.position.sums.assign(self._get_sums())
             self.checkpointer.save(self._iterations)
 
     def on_epoch_end(self, epoch, logs=None):
         if self._step < self.steps_per_epoch:
             return  # stopped mid-epoch (TerminateOnNaN): the epoch is not done
         self._step = 0
-        self.epoch.assign(epoch + 1)
-        self.step.assign(0)
-        self.sums.assign(tf.zeros([4], tf.float64))
-        self.stopped.assign(bool(self.trained.stop_training))
+        self.position.epoch.assign(epoch + 1)
+        self.position.step.assign(0)
+        self.position.sums.assign(tf.zeros([4], tf.float64))
+        self.position.stopped.assign(bool(self.trained.stop_training))
         self.checkpointer.save(self._iterations)
 
     def token_count(self) -> float:

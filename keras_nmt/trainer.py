@@ -39,8 +39,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer
+from keras_nmt.checkpoint import Checkpointer, TrainingPosition
 from keras_nmt.config import TrainConfig
+from keras_nmt.distribute import replicas_per_pipeline
 from keras_nmt.fused_adam import FusedAdam
 
 # Per-step and per-epoch sums: loss, NLL, correct predictions, non-PAD target tokens.
@@ -70,8 +71,8 @@ class Trainer:
         accumulation_steps: micro-batches per optimizer step.
 
     `checkpoint` is a `tf.train.Checkpoint` of the model, the optimizer and the loop's
-    position (`epoch`, `step` within it, and the epoch's running sums), and of `stopped`,
-    set when a callback (early stopping) ended training.
+    `position` (`checkpoint.TrainingPosition`: epoch, step within it, the epoch's running
+    sums, and whether a callback such as early stopping ended training).
     """
 
     def __init__(
@@ -91,22 +92,8 @@ class Trainer:
         self.accumulation_steps = accumulation_steps
         with strategy.scope():
             self.optimizer.build(model.trainable_variables)
-            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name="sums")
-            self.stopped = tf.Variable(False, trainable=False, name="stopped")
-        # Explicit variable lists: a `tf.train.Checkpoint(model=model)` of a Keras 3 model
-        # reaches only some of its variables (7 of 25 for a small Seq2Seq here: the RNN cells'
-        # weights and the dropout RNG states were missing). `model.variables` has them all,
-        # in a fixed order for a given architecture.
-        self.checkpoint = tf.train.Checkpoint(
-            model=[variable.value for variable in model.variables],
-            optimizer=[variable.value for variable in optimizer.variables],
-            epoch=self.epoch,
-            step=self.step,
-            sums=self.sums,
-            stopped=self.stopped,
-        )
+            self.position = TrainingPosition()
+        self.checkpoint = self.position.checkpoint(model, optimizer)
         self.train_step = tf.function(self._train_step_fn)
         self._evaluate_batch = tf.function(self._token_sums, reduce_retracing=True)
 
@@ -157,13 +144,10 @@ class Trainer:
                 gradients = [a + b for a, b in zip(gradients, more_gradients)]
                 sums += more_sums
         self.strategy.run(self._replica_apply, args=(gradients, sums[_TOKENS]))
-        self.sums.assign_add(tf.cast(sums, tf.float64))
+        self.position.sums.assign_add(tf.cast(sums, tf.float64))
         return sums
 
     # -- the loop --------------------------------------------------------------------------
-
-    def replicas_per_pipeline(self, input_context: tf.distribute.InputContext) -> int:
-        return self.strategy.num_replicas_in_sync // input_context.num_input_pipelines
 
     def fit(
         self,
@@ -195,19 +179,23 @@ class Trainer:
         )
         self.model.stop_training = False
         callback_list.on_train_begin()
-        epoch = int(self.epoch.numpy())
+        epoch = int(self.position.epoch.numpy())
         while epoch < epochs and not self.model.stop_training:
-            start = int(self.step.numpy())
+            start = int(self.position.step.numpy())
             if start == 0:
-                self.sums.assign(tf.zeros([4], tf.float64))
+                self.position.sums.assign(tf.zeros([4], tf.float64))
 
             def pipeline(input_context, epoch=epoch, start=start):
-                skip = start * self.accumulation_steps * self.replicas_per_pipeline(input_context)
+                skip = (
+                    start
+                    * self.accumulation_steps
+                    * replicas_per_pipeline(self.strategy, input_context)
+                )
                 return epoch_dataset(epoch, input_context).skip(skip)
 
             iterator = iter(self.strategy.distribute_datasets_from_function(pipeline))
             callback_list.on_epoch_begin(epoch)
-            # Counted here, not read back from the variables at every step; `self.step` is
+            # Counted here, not read back from the variables at every step; `self.position.step` is
             # written when a checkpoint needs it.
             iterations, done = self.iterations(), start
             for step in range(start, steps):
@@ -222,7 +210,7 @@ class Trainer:
                 if self.model.stop_training:
                     break
                 if done < steps and iterations % save_every == 0:
-                    self.step.assign(done)
+                    self.position.step.assign(done)
                     checkpointer.save(iterations)
             if self.model.stop_training and done < steps:
                 break  # stopped mid-epoch (TerminateOnNaN): no epoch end
@@ -234,9 +222,9 @@ class Trainer:
                 )
             callback_list.on_epoch_end(epoch, logs)
             epoch += 1
-            self.epoch.assign(epoch)
-            self.step.assign(0)
-            self.stopped.assign(self.model.stop_training)
+            self.position.epoch.assign(epoch)
+            self.position.step.assign(0)
+            self.position.stopped.assign(self.model.stop_training)
             checkpointer.save(iterations)
         callback_list.on_train_end()
 
@@ -247,7 +235,7 @@ class Trainer:
     def logs(self, sums=None) -> dict[str, float]:
         """Per-token means of `sums` (default: the epoch so far): `loss` (with label
         smoothing), `perplexity` (exp of the mean NLL) and `token_accuracy`."""
-        sums = self.sums.numpy() if sums is None else np.asarray(sums, np.float64)
+        sums = self.position.sums.numpy() if sums is None else np.asarray(sums, np.float64)
         tokens = max(float(sums[_TOKENS]), 1.0)
         return {
             "loss": float(sums[_LOSS]) / tokens,

@@ -39,7 +39,7 @@ from keras_nmt.callbacks import (
 from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.distribute import any_worker, is_chief, make_strategy
+from keras_nmt.distribute import any_worker, is_chief, make_strategy, replicas_per_pipeline
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.fit_checkpoint import FitCheckpoint
 from keras_nmt.losses import MaskedNLL
@@ -254,62 +254,27 @@ def train(
     log(f"training data: {train_counts}")
     if train_counts.kept == 0:
         raise UserError(f"{train_corpus.name}: no training pair left after filtering")
-    valid_counts = valid_data = None
-    if valid_corpus is not None:
-        valid_tokenized = tokenized_corpus(valid_corpus, source_tokenizer, target_tokenizer)
-        valid_counts = count_filtered(valid_tokenized, config.data)
-        log(f"validation data: {valid_counts}")
-        valid_data = make_dataset(valid_tokenized, config.data, config.train, shuffle=False)
-        # A known length: `fit` then ends its validation without an "ran out of data" warning.
-        valid_data = valid_data.apply(
-            tf.data.experimental.assert_cardinality(count_batches(valid_data))
-        )
-
-    # Every batch goes to one replica; an epoch is one pass over the unsharded data in
-    # per-replica batches (the count is the same in every pass: length bucketing puts each
-    # pair in the bucket of its length, whatever the shuffle order).
-    batches = count_batches(make_dataset(train_tokenized, config.data, per_replica, shuffle=False))
-    micro_steps = (
-        config.train.steps_per_epoch * config.train.accumulation_steps
-        if config.train.steps_per_epoch
-        else math.ceil(batches / replicas)
+    valid_counts, valid_data = _validation_data(
+        valid_corpus, (source_tokenizer, target_tokenizer), config, log
     )
+    micro_steps = _micro_steps_per_epoch(config, train_tokenized, per_replica, replicas)
     steps = math.ceil(micro_steps / config.train.accumulation_steps)
-    with strategy.scope(), dtype_policy(config.train.mixed_precision):
-        model = build_model(config, source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-        # `Seq2Seq.train_step` clips the global gradient itself; `Trainer` splits the clip
-        # norm between the replicas (`make_optimizer`).
-        optimizer = make_optimizer(config.train, replicas if _uses_trainer(config) else 1)
-        model.compile(optimizer=optimizer, loss=MaskedNLL(config.train.label_smoothing))
-    if _uses_trainer(config):
-        trainer = Trainer(
-            model,
-            optimizer,
-            strategy,
-            label_smoothing=config.train.label_smoothing,
-            accumulation_steps=config.train.accumulation_steps,
-        )
-        state, checkpointer = trainer, Checkpointer(run.backup, trainer.checkpoint, write=chief)
-    else:
-        with strategy.scope():
-            optimizer.build(model.trainable_variables)
-            state = FitCheckpoint(
-                model, run.backup, steps, config.train.backup_every_steps, write=chief
-            )
-        checkpointer = state.checkpointer
+    model, state, checkpointer = _model_and_state(
+        config, strategy, (source_tokenizer, target_tokenizer), run, steps, chief
+    )
     restored = checkpointer.restore()
     if restored is None and run.finished_epochs():
         raise UserError(
             f"{run.path} has finished epochs but no training state in {run.backup} (deleted, "
             "or written by an older keras-nmt), so it cannot be resumed; use a new --run-dir"
         )
-    finished = int(state.epoch.numpy())
+    finished = int(state.position.epoch.numpy())
     if restored is not None:
         log(
             f"resuming from {checkpointer.path(restored)}: epoch {finished + 1}, "
-            f"step {int(state.step.numpy())}, optimizer step {restored}"
+            f"step {int(state.position.step.numpy())}, optimizer step {restored}"
         )
-    if bool(state.stopped.numpy()):
+    if bool(state.position.stopped.numpy()):
         log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
         return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
     if finished >= config.train.epochs:
@@ -337,12 +302,12 @@ def train(
         )
 
     make_epoch = epoch_dataset(train_tokenized, config.data, per_replica)
-    if _uses_trainer(config):
-        trainer.fit(
+    if isinstance(state, Trainer):
+        state.fit(
             make_epoch,
             epochs=config.train.epochs,
             micro_steps_per_epoch=micro_steps,
-            callbacks=run_callbacks(lambda: trainer.sums[3].numpy()),
+            callbacks=run_callbacks(lambda: state.position.sums[3].numpy()),
             checkpointer=checkpointer,
             save_every=config.train.backup_every_steps,
             validation_data=valid_data,
@@ -353,6 +318,70 @@ def train(
         _average(run, config, (source_tokenizer, target_tokenizer), valid_data, log)
     history = run.finished_epochs()
     return TrainResult(run.path, len(history), history, train_counts, valid_counts)
+
+
+def _validation_data(
+    corpus: ParallelCorpus | None,
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    config: Config,
+    log: Callable[[str], None],
+) -> tuple[FilterCounts | None, tf.data.Dataset | None]:
+    """The validation corpus's filter counts and batches (None, None without one)."""
+    if corpus is None:
+        return None, None
+    tokenized = tokenized_corpus(corpus, *tokenizers)
+    counts = count_filtered(tokenized, config.data)
+    log(f"validation data: {counts}")
+    data = make_dataset(tokenized, config.data, config.train, shuffle=False)
+    # A known length: `fit` then ends its validation without an "ran out of data" warning.
+    return counts, data.apply(tf.data.experimental.assert_cardinality(count_batches(data)))
+
+
+def _micro_steps_per_epoch(
+    config: Config, tokenized: tf.data.Dataset, per_replica: TrainConfig, replicas: int
+) -> int:
+    """Batches per replica in an epoch: `train.steps_per_epoch` optimizer steps' worth, or
+    one pass over the unsharded data in per-replica batches, every batch going to one
+    replica (the count is the same in every pass: length bucketing puts each pair in the
+    bucket of its length, whatever the shuffle order)."""
+    if config.train.steps_per_epoch:
+        return config.train.steps_per_epoch * config.train.accumulation_steps
+    batches = count_batches(make_dataset(tokenized, config.data, per_replica, shuffle=False))
+    return math.ceil(batches / replicas)
+
+
+def _model_and_state(
+    config: Config,
+    strategy: tf.distribute.Strategy,
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    run: RunDir,
+    steps: int,
+    chief: bool,
+) -> tuple[Seq2Seq, Trainer | FitCheckpoint, Checkpointer]:
+    """The compiled model, what trains it and keeps its position (a `Trainer`, or the
+    `FitCheckpoint` of a `fit` run: see `_uses_trainer`), and the checkpointer of that
+    position, not yet restored."""
+    uses_trainer = _uses_trainer(config)
+    with strategy.scope(), dtype_policy(config.train.mixed_precision):
+        model = build_model(config, tokenizers[0].vocab_size, tokenizers[1].vocab_size)
+        # `Seq2Seq.train_step` clips the global gradient itself; `Trainer` splits the clip
+        # norm between the replicas (`make_optimizer`).
+        replicas = strategy.num_replicas_in_sync
+        optimizer = make_optimizer(config.train, replicas if uses_trainer else 1)
+        model.compile(optimizer=optimizer, loss=MaskedNLL(config.train.label_smoothing))
+    if uses_trainer:
+        trainer = Trainer(
+            model,
+            optimizer,
+            strategy,
+            label_smoothing=config.train.label_smoothing,
+            accumulation_steps=config.train.accumulation_steps,
+        )
+        return model, trainer, Checkpointer(run.backup, trainer.checkpoint, write=chief)
+    with strategy.scope():
+        optimizer.build(model.trainable_variables)
+        state = FitCheckpoint(model, run.backup, steps, config.train.backup_every_steps, chief)
+    return model, state, state.checkpointer
 
 
 def callbacks(
@@ -462,12 +491,11 @@ def _fit(
     """
     strategy = model.distribute_strategy
     run_callbacks = [*make_callbacks(state.token_count), state]
-    epoch, start = int(state.epoch.numpy()), int(state.step.numpy())
+    epoch, start = int(state.position.epoch.numpy()), int(state.position.step.numpy())
 
     def run(first: int, last: int, skip: int) -> None:
         def pipeline(input_context: tf.distribute.InputContext) -> tf.data.Dataset:
-            # Each optimizer step takes a batch for each of the pipeline's replicas.
-            per_step = strategy.num_replicas_in_sync // input_context.num_input_pipelines
+            per_step = replicas_per_pipeline(strategy, input_context)
             dataset = None
             for e in range(first, last):
                 taken = epoch_dataset(e, input_context)
@@ -491,7 +519,7 @@ def _fit(
 
     if start:
         run(epoch, epoch + 1, start)
-        if model.stop_training or int(state.epoch.numpy()) != epoch + 1:
+        if model.stop_training or int(state.position.epoch.numpy()) != epoch + 1:
             return
         epoch += 1
     if epoch < epochs:

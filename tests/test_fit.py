@@ -20,6 +20,7 @@ from keras_nmt.fused_adam import FusedAdam
 from keras_nmt.losses import MaskedNLL
 from keras_nmt.model import Seq2Seq
 from keras_nmt.trainer import Trainer
+from tests.distributed_script import weight_distances
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -382,10 +383,7 @@ def mirrored(out: str) -> None:
             "single_logs": single_logs,
             "mirrored_logs": mirrored_logs,
             "device_spread": spread,
-            "moved": max(float(np.max(np.abs(w - i))) for w, i in zip(single_weights, initial)),
-            "difference": max(
-                float(np.max(np.abs(w - m))) for w, m in zip(single_weights, mirrored_weights)
-            ),
+            **weight_distances(initial, single_weights, mirrored_weights),
         }
     result = {
         "replicas": mirrored_strategy.num_replicas_in_sync,
