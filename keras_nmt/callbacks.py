@@ -1,5 +1,5 @@
 """Training callbacks of our own (Keras's built-in ones are set up in `training`), called by
-`model.fit`, or by `trainer.Trainer.fit` as `model.fit` would call them."""
+`model.fit`."""
 
 from __future__ import annotations
 

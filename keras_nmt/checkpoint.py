@@ -117,9 +117,8 @@ class TrainingPosition:
     """Where a training run is, saved with its model and optimizer so that a killed run
     resumes at the same optimizer step: `epoch` (epochs finished), `step` within the current
     one, the epoch's running `sums` (loss, NLL, correct predictions, non-PAD target tokens)
-    and whether a callback `stopped` training. Create it in the strategy's scope; both
-    training paths (`trainer.Trainer`, `fit_checkpoint.FitCheckpoint`) keep one, so either
-    resumes the other's run directory."""
+    and whether a callback `stopped` training (`fit_checkpoint.FitCheckpoint` keeps it).
+    Create it in the strategy's scope."""
 
     def __init__(self):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")

@@ -4,9 +4,8 @@ killed run resumes at the same optimizer step with the same data.
 Keras 3's `BackupAndRestore` restores the epoch only; `fit` itself knows no step within an
 epoch. This callback keeps the position that `fit` lacks (`epoch`, `step` within it, the
 epoch's running sums, whether a callback `stopped` training) in variables checkpointed with
-the model's and the optimizer's, through `checkpoint.Checkpointer` (atomic). Its
-position is a `checkpoint.TrainingPosition`, as `trainer.Trainer`'s is, so either can resume
-the other's run directory.
+the model's and the optimizer's (a `checkpoint.TrainingPosition`), through
+`checkpoint.Checkpointer` (atomic).
 
 The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`): `fit`
 resets them at every epoch's start, and `on_epoch_begin` of an epoch resumed mid-way puts

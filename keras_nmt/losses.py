@@ -56,8 +56,8 @@ class MaskedNLL(keras.losses.Loss):
 
     Every real token weighs the same, whatever the sentence lengths in the batch. This is the
     loss `Seq2Seq.compile` takes (it sets the label smoothing of `fit`); `Seq2Seq.train_step`
-    and `trainer.Trainer` compute the same value with `token_losses` on the non-PAD positions
-    only, over the global batch.
+    computes the same value with `token_losses` on the non-PAD positions only, over the
+    global batch.
 
     Args:
         label_smoothing: in [0, 1).

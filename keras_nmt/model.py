@@ -2,7 +2,7 @@
 
 - `call({"source", "decoder_input"})`: teacher-forced logits `(batch, T, V)`;
 - `packed_logits(inputs, labels)`: the same forward pass with the generator run on the
-  non-PAD target positions only (what `trainer.Trainer` and `train_step` train on);
+  non-PAD target positions only (what `train_step` trains on);
 - `compile(optimizer, loss=MaskedNLL(label_smoothing))`, then Keras's `fit` and `evaluate`,
   whose `train_step`/`test_step` are the model's own (see `train_step`);
 - `initial_decoding_state(source)`: encodes once and returns the decoding state;
@@ -128,7 +128,7 @@ class Seq2Seq(keras.Model):
             tie_embeddings=tie_embeddings,
             name="decoder",
         )
-        # Float64 like `trainer.Trainer`'s sums: a float32 count stops being exact past 2^24.
+        # Float64: a float32 count stops being exact past 2^24 tokens.
         self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _SUM_NAMES]
 
     @classmethod
@@ -204,9 +204,10 @@ class Seq2Seq(keras.Model):
         Args:
             optimizer: any Keras optimizer (or its name), a `LossScaleOptimizer` included;
                 its clipping applies to the gradient of the global batch (see `train_step`).
-                Its `gradient_accumulation_steps`, if set, are Keras's: the micro-batches'
-                mean gradients weigh the same whatever their token counts (and with R > 1
-                replicas each is clipped apart), unlike `trainer.Trainer`'s accumulation.
+                For gradient accumulation, train on groups of micro-batches
+                (`pipeline.group_micro_batches`), which `train_step` weighs by their token
+                counts; Keras's `gradient_accumulation_steps` would weigh each micro-batch's
+                mean gradient the same (and with R > 1 replicas clip each apart).
             loss: `None` or a `keras_nmt.losses.MaskedNLL`, the loss the steps minimise and
                 log: `MaskedNLL(label_smoothing)` sets the label smoothing (`None`: none).
                 The steps compute its value from the non-PAD positions only (`token_sums`),
@@ -248,17 +249,69 @@ class Seq2Seq(keras.Model):
         that; the logs are ratios either way)."""
         return list(self._token_sums)
 
+    # `fit` and `evaluate` call `make_train_function()`/`make_test_function()` and then the
+    # function on a batch iterator. Keras 3.15's (TensorFlow backend) reduce the replicas'
+    # logs with MEAN, along axis 0 under MultiWorkerMirroredStrategy, which fails on scalar
+    # logs (keras-team/keras#20585). The steps' logs are the same in every replica (their
+    # sums are all-reduced), so these functions take the first replica's.
+
+    def make_train_function(self, force=False):
+        if self.train_function is None or force:
+            self.train_function = self._iterator_function(self.train_step)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is None or force:
+            self.test_function = self._iterator_function(self.test_step)
+        return self.test_function
+
+    def _iterator_function(self, step):
+        """`iterator -> logs`: `step` on the iterator's next `steps_per_execution` batches
+        (fewer if it runs out), in every replica; the logs of the last. Raises
+        `OutOfRangeError` (which ends `fit`'s epoch) if there is no batch at all."""
+        strategy = self.distribute_strategy
+        repeats = self.steps_per_execution
+
+        def one_step(batch):
+            logs = strategy.run(step, args=(batch,))
+            return tf.nest.map_structure(lambda v: strategy.experimental_local_results(v)[0], logs)
+
+        def steps(iterator):
+            logs = one_step(next(iterator))
+            if repeats > 1:
+                for _ in tf.range(repeats - 1):
+                    batch = iterator.get_next_as_optional()
+                    if not batch.has_value():
+                        break
+                    logs = one_step(batch.get_value())
+            return logs
+
+        return steps if self.run_eagerly else tf.function(steps, reduce_retracing=True)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """What `fit`, `evaluate` and `train_on_batch` call first under a strategy. Keras
+        3.15's builds the model from the first distributed batch, MEAN-reduced across
+        replicas, which fails for replicas' batches of different shapes (length-bucketed
+        batches). Every variable but the optimizer's exists once `compile` has run (it
+        builds the model; the steps' metrics are made in `__init__`)."""
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+
     def train_step(self, data):
-        """One optimizer step on `data`, `(inputs, labels)` as `pipeline.make_dataset`
-        batches them; `fit` runs it in every replica of the model's strategy.
+        """One optimizer step on `data`, `(inputs, labels)`: a batch as `pipeline.make_dataset`
+        makes them, or a group of micro-batches from `pipeline.group_micro_batches` (one
+        more leading axis), trained as one batch holding them all (gradient accumulation).
+        `fit` runs it in every replica of the model's strategy.
 
         The loss is the compiled `MaskedNLL` as the mean over every non-PAD target token of
-        the global batch, whatever the number of replicas R and their token counts:
-        1. each replica sums the token losses of its batch (`token_sums`: generator on the
-           non-PAD positions only, float32 logits) and all-reduces (SUM) its four sums,
-           which gives the global token count N (and the logged sums);
-        2. its gradient is that of `loss_sum / N` (times `optimizer.scale_loss`): the R
-           replicas' gradients add up to G, the gradient of the global mean;
+        the global batch (all replicas, all micro-batches), whatever the number of replicas
+        R and their token counts:
+        1. the replicas all-reduce (SUM) their non-PAD label counts: N, the global count;
+        2. each replica takes the gradient of `loss_sum / N` (times `optimizer.scale_loss`)
+           of each of its micro-batches (`token_sums`: generator on the non-PAD positions
+           only, float32 logits) and adds them up: the R replicas' gradients add up to G,
+           the gradient of the global mean;
         3. `optimizer.apply`. Keras 3.15's optimizer clips what each replica passes and then
            sums the replicas' values (`BaseOptimizer._backend_apply_gradients` clips,
            `TFOptimizer._backend_update_step` all-reduces), so on one replica its clipping
@@ -266,22 +319,22 @@ class Seq2Seq(keras.Model):
            first, clip G as the optimizer would, and pass `clip(G) / R`, which the
            optimizer's own clipping leaves unchanged (its norm is at most `clip / R`) and
            which sums back to `clip(G)`: clipping acts on the global gradient, as compiled.
-           This costs a second all-reduce of the gradients, as `trainer.Trainer`'s does.
+           This costs a second all-reduce of the gradients.
 
         Returns:
             The logs: `loss`, `perplexity` (exp of the mean NLL), `token_accuracy`, per-token
             means since the metrics were last reset.
         """
         inputs, labels = _unpack(data)
-        with tf.GradientTape() as tape:
-            sums = self.token_sums(inputs, labels, self.loss.label_smoothing, training=True)
-            totals = tf.distribute.get_replica_context().all_reduce(_SUM, tf.stop_gradient(sums))
-            loss = self.optimizer.scale_loss(sums[_LOSS] / tf.maximum(totals[_TOKENS], 1.0))
-        # Embedding gradients come as IndexedSlices, a row per token occurrence: dense, or
-        # Keras's clipping would add up the squares of a repeated token's rows, not of their sum.
-        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.trainable_variables)]
+        context = tf.distribute.get_replica_context()
+        tokens = context.all_reduce(_SUM, tf.reduce_sum(tf.cast(labels != PAD_ID, tf.float32)))
+        tokens = tf.maximum(tokens, 1.0)
+        if labels.shape.rank == 2:
+            gradients, sums = self._gradients(inputs, labels, tokens)
+        else:
+            gradients, sums = self._accumulated_gradients(inputs, labels, tokens)
         self.optimizer.apply(self._replica_gradients(gradients), self.trainable_variables)
-        return self._logs(totals)
+        return self._logs(context.all_reduce(_SUM, sums))
 
     def test_step(self, data):
         """`train_step`'s sums without a gradient (`training=False`): the same logs over the
@@ -289,6 +342,29 @@ class Seq2Seq(keras.Model):
         inputs, labels = _unpack(data)
         sums = self.token_sums(inputs, labels, self.loss.label_smoothing)
         return self._logs(tf.distribute.get_replica_context().all_reduce(_SUM, sums))
+
+    def _gradients(self, inputs, labels, tokens):
+        """The gradients of one batch's summed token loss over `tokens`, and its `(4,)`
+        sums (`token_sums`)."""
+        with tf.GradientTape() as tape:
+            sums = self.token_sums(inputs, labels, self.loss.label_smoothing, training=True)
+            loss = self.optimizer.scale_loss(sums[_LOSS] / tokens)
+        # Embedding gradients come as IndexedSlices, a row per token occurrence: dense, or
+        # Keras's clipping would add up the squares of a repeated token's rows, not of their sum.
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.trainable_variables)]
+        return gradients, sums
+
+    def _accumulated_gradients(self, inputs, labels, tokens):
+        """`_gradients` summed over a group of micro-batches `(n, batch, length)`, each
+        trimmed of the rows and columns that `group_micro_batches` padded it with."""
+        gradients = [tf.zeros_like(v) for v in self.trainable_variables]
+        sums = tf.zeros([len(_SUM_NAMES)])
+        for i in tf.range(tf.shape(labels)[0]):
+            micro_inputs, micro_labels = _trimmed({k: v[i] for k, v in inputs.items()}, labels[i])
+            more_gradients, more_sums = self._gradients(micro_inputs, micro_labels, tokens)
+            gradients = [a + b for a, b in zip(gradients, more_gradients)]
+            sums += more_sums
+        return gradients, sums
 
     def _replica_gradients(self, gradients):
         """What this replica passes to `optimizer.apply` (see `train_step`, step 3)."""
@@ -347,6 +423,19 @@ def _unpack(data):
             f"{data!r}"
         )
     return inputs, labels
+
+
+def _trimmed(inputs, labels):
+    """A micro-batch without the all-PAD rows and the all-PAD trailing columns that padding
+    it to its group's shape added (every real row has a non-PAD label: its EOS)."""
+    rows = tf.reduce_any(labels != PAD_ID, axis=1)
+    trimmed = {}
+    for key, ids in {**inputs, "labels": labels}.items():
+        ids = tf.boolean_mask(ids, rows)
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(ids != PAD_ID, tf.int32), axis=1))
+        trimmed[key] = ids[:, :length]
+    labels = trimmed.pop("labels")
+    return trimmed, labels
 
 
 def _clipped(gradients, optimizer):

@@ -13,7 +13,8 @@ in 1.7 s.
 
 Each batch a training step reads is `({"source": (batch, S), "decoder_input": (batch, T)},
 labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + y` and
-`labels = y + [EOS]`.
+`labels = y + [EOS]`. With gradient accumulation a step reads a group of micro-batches
+(`group_micro_batches`): the same structure with one more leading axis.
 """
 
 from __future__ import annotations
@@ -171,3 +172,13 @@ def make_dataset(
     examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
     max_length = max(data.max_source_length, data.max_target_length)
     return batch_by_length(examples, train, max_length).prefetch(tf.data.AUTOTUNE)
+
+
+def group_micro_batches(batches: tf.data.Dataset, size: int) -> tf.data.Dataset:
+    """Groups of `size` consecutive batches, each `(size, batch, length)`, padded with PAD
+    to the largest batch and length of the group (the last group may hold fewer):
+    `Seq2Seq.train_step` trains on a group as on one batch holding its batches, each
+    trimmed back to its own shape (gradient accumulation)."""
+    if size < 1:
+        raise ValueError(f"size: expected >= 1, received {size}")
+    return batches.padded_batch(size)

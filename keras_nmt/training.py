@@ -1,16 +1,16 @@
 """`train(config, run_dir)`: from a parallel corpus to a run directory with a trained model.
 
-Training runs Keras's `model.fit` on `Seq2Seq.train_step` for `train.strategy: default`, and
-`trainer.Trainer` (our loop, the same maths) for `mirrored` and `multi_worker` and for
-`train.accumulation_steps > 1` (see `_uses_trainer` for why).
+Training runs Keras's `model.fit` on `Seq2Seq.train_step` for every `train.strategy`, on
+length-bucketed per-replica batches (`epoch_dataset`), in groups of
+`train.accumulation_steps` micro-batches when that is above 1.
 
 Re-running the same call on the same run directory resumes: SentencePiece models are
 reused, and the latest checkpoint in `backup/` restores the weights, the optimizer state and
 the position: epoch, step within the epoch, and the epoch's running sums. The checkpoint is
-written atomically (`checkpoint.Checkpointer`, from `fit_checkpoint.FitCheckpoint` under
-`fit`) every `train.backup_every_steps` optimizer
-steps and at every epoch end, so a kill at any moment loses at most the steps since the
-last one; the resumed run continues with the same batches it would have seen.
+written atomically (`checkpoint.Checkpointer`, from the `fit_checkpoint.FitCheckpoint`
+callback) every `train.backup_every_steps` optimizer steps and at every epoch end, so a
+kill at any moment loses at most the steps since the last one; the resumed run continues
+with the same batches it would have seen.
 """
 
 from __future__ import annotations
@@ -36,24 +36,24 @@ from keras_nmt.callbacks import (
     TrainingProgress,
     ValidationBLEU,
 )
-from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.corpus import ParallelCorpus
 from keras_nmt.distribute import any_worker, is_chief, make_strategy, replicas_per_pipeline
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.fit_checkpoint import FitCheckpoint
+from keras_nmt.fused_adam import FusedAdam
 from keras_nmt.losses import MaskedNLL
 from keras_nmt.model import Seq2Seq
 from keras_nmt.pipeline import (
     FilterCounts,
     count_batches,
     count_filtered,
+    group_micro_batches,
     make_dataset,
     tokenized_corpus,
 )
 from keras_nmt.run_dir import RunDir
 from keras_nmt.tokenizer import Tokenizer, train_sentencepiece, write_model
-from keras_nmt.trainer import Trainer, make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,17 +189,32 @@ def dtype_policy(mixed_precision: str):
 
 
 def epoch_dataset(tokenized: tf.data.Dataset, data: DataConfig, per_replica: TrainConfig):
-    """`(epoch, input_context)` -> one input pipeline's endless dataset of per-replica
-    batches for `epoch` (see `Trainer.fit`): its shard of the pairs, shuffled for that epoch
-    and batched as `per_replica` says (`_per_replica_batch_size`)."""
+    """`(epoch, input_context)` -> one input pipeline's endless dataset of what a replica
+    trains a step on in `epoch`: its shard of the pairs, shuffled for that epoch, batched as
+    `per_replica` says (`_per_replica_batch_size`), and grouped by
+    `per_replica.accumulation_steps` (`group_micro_batches`) when above 1. The same dataset
+    every time it is called: a resumed run skips the steps it took."""
 
     def make(epoch: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
-        return make_dataset(
+        batches = make_dataset(
             tokenized, data, per_replica, shuffle=True, epoch=epoch, shard=shard
         ).repeat()
+        if per_replica.accumulation_steps > 1:
+            batches = group_micro_batches(batches, per_replica.accumulation_steps)
+        return batches
 
     return make
+
+
+def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
+    """`FusedAdam` with `train.learning_rate` and global-norm clipping at `train.clip_norm`
+    (of the global batch's gradient: `Seq2Seq.train_step`), wrapped in a dynamic
+    `LossScaleOptimizer` for `mixed_precision: float16`. Create it in the strategy's scope."""
+    optimizer = FusedAdam(train.learning_rate, global_clipnorm=train.clip_norm or None)
+    if train.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def _per_replica_batch_size(config: Config, replicas: int) -> TrainConfig:
@@ -257,12 +272,11 @@ def train(
     valid_counts, valid_data = _validation_data(
         valid_corpus, (source_tokenizer, target_tokenizer), config, log
     )
-    micro_steps = _micro_steps_per_epoch(config, train_tokenized, per_replica, replicas)
-    steps = math.ceil(micro_steps / config.train.accumulation_steps)
-    model, state, checkpointer = _model_and_state(
+    steps = _steps_per_epoch(config, train_tokenized, per_replica, replicas)
+    model, state = _model_and_state(
         config, strategy, (source_tokenizer, target_tokenizer), run, steps, chief
     )
-    restored = checkpointer.restore()
+    restored = state.restore()
     if restored is None and run.finished_epochs():
         raise UserError(
             f"{run.path} has finished epochs but no training state in {run.backup} (deleted, "
@@ -271,7 +285,7 @@ def train(
     finished = int(state.position.epoch.numpy())
     if restored is not None:
         log(
-            f"resuming from {checkpointer.path(restored)}: epoch {finished + 1}, "
+            f"resuming from {state.checkpointer.path(restored)}: epoch {finished + 1}, "
             f"step {int(state.position.step.numpy())}, optimizer step {restored}"
         )
     if bool(state.position.stopped.numpy()):
@@ -281,39 +295,26 @@ def train(
         log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
         return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
 
-    def run_callbacks(token_count):
-        return callbacks(
-            config,
-            run,
-            model,
-            token_count,
-            (source_tokenizer, target_tokenizer),
-            valid_data,
-            chief,
+    run_callbacks = callbacks(
+        config,
+        run,
+        model,
+        state.token_count,
+        (source_tokenizer, target_tokenizer),
+        valid_data,
+        chief,
+        log,
+        progress=progress,
+        time_budget=TimeBudget(
+            started,
+            _earlier_minutes(run),
+            config.train.max_minutes,
+            lambda stop: any_worker(strategy, stop),
             log,
-            progress=progress,
-            time_budget=TimeBudget(
-                started,
-                _earlier_minutes(run),
-                config.train.max_minutes,
-                lambda stop: any_worker(strategy, stop),
-                log,
-            ),
-        )
-
+        ),
+    )
     make_epoch = epoch_dataset(train_tokenized, config.data, per_replica)
-    if isinstance(state, Trainer):
-        state.fit(
-            make_epoch,
-            epochs=config.train.epochs,
-            micro_steps_per_epoch=micro_steps,
-            callbacks=run_callbacks(lambda: state.position.sums[3].numpy()),
-            checkpointer=checkpointer,
-            save_every=config.train.backup_every_steps,
-            validation_data=valid_data,
-        )
-    else:
-        _fit(model, make_epoch, state, config.train.epochs, steps, valid_data, run_callbacks)
+    _fit(model, make_epoch, state, config.train.epochs, steps, valid_data, run_callbacks)
     if chief and config.train.average_last_epochs:
         _average(run, config, (source_tokenizer, target_tokenizer), valid_data, log)
     history = run.finished_epochs()
@@ -337,17 +338,19 @@ def _validation_data(
     return counts, data.apply(tf.data.experimental.assert_cardinality(count_batches(data)))
 
 
-def _micro_steps_per_epoch(
+def _steps_per_epoch(
     config: Config, tokenized: tf.data.Dataset, per_replica: TrainConfig, replicas: int
 ) -> int:
-    """Batches per replica in an epoch: `train.steps_per_epoch` optimizer steps' worth, or
-    one pass over the unsharded data in per-replica batches, every batch going to one
-    replica (the count is the same in every pass: length bucketing puts each pair in the
-    bucket of its length, whatever the shuffle order)."""
+    """Optimizer steps in an epoch: `train.steps_per_epoch`, or enough for one pass over the
+    unsharded data in per-replica batches, every batch going to one replica and
+    `train.accumulation_steps` of them to a step (the last step of a pass that does not
+    divide evenly takes its missing batches from the start of the pass). The count is the
+    same in every pass: length bucketing puts each pair in the bucket of its length,
+    whatever the shuffle order."""
     if config.train.steps_per_epoch:
-        return config.train.steps_per_epoch * config.train.accumulation_steps
+        return config.train.steps_per_epoch
     batches = count_batches(make_dataset(tokenized, config.data, per_replica, shuffle=False))
-    return math.ceil(batches / replicas)
+    return math.ceil(batches / (replicas * config.train.accumulation_steps))
 
 
 def _model_and_state(
@@ -357,31 +360,18 @@ def _model_and_state(
     run: RunDir,
     steps: int,
     chief: bool,
-) -> tuple[Seq2Seq, Trainer | FitCheckpoint, Checkpointer]:
-    """The compiled model, what trains it and keeps its position (a `Trainer`, or the
-    `FitCheckpoint` of a `fit` run: see `_uses_trainer`), and the checkpointer of that
-    position, not yet restored."""
-    uses_trainer = _uses_trainer(config)
+) -> tuple[Seq2Seq, FitCheckpoint]:
+    """The compiled model, with its optimizer built, and the `FitCheckpoint` callback that
+    saves its training state, not yet restored."""
     with strategy.scope(), dtype_policy(config.train.mixed_precision):
         model = build_model(config, tokenizers[0].vocab_size, tokenizers[1].vocab_size)
-        # `Seq2Seq.train_step` clips the global gradient itself; `Trainer` splits the clip
-        # norm between the replicas (`make_optimizer`).
-        replicas = strategy.num_replicas_in_sync
-        optimizer = make_optimizer(config.train, replicas if uses_trainer else 1)
-        model.compile(optimizer=optimizer, loss=MaskedNLL(config.train.label_smoothing))
-    if uses_trainer:
-        trainer = Trainer(
-            model,
-            optimizer,
-            strategy,
-            label_smoothing=config.train.label_smoothing,
-            accumulation_steps=config.train.accumulation_steps,
+        model.compile(
+            optimizer=make_optimizer(config.train), loss=MaskedNLL(config.train.label_smoothing)
         )
-        return model, trainer, Checkpointer(run.backup, trainer.checkpoint, write=chief)
     with strategy.scope():
-        optimizer.build(model.trainable_variables)
+        model.optimizer.build(model.trainable_variables)
         state = FitCheckpoint(model, run.backup, steps, config.train.backup_every_steps, chief)
-    return model, state, state.checkpointer
+    return model, state
 
 
 def callbacks(
@@ -456,20 +446,6 @@ def callbacks(
     return found
 
 
-def _uses_trainer(config: Config) -> bool:
-    """Whether `train` runs `trainer.Trainer` rather than `model.fit`: for every strategy but
-    `default`, and for `accumulation_steps > 1`.
-
-    - Under a strategy, Keras 3.15's `fit` first reduces the first distributed batch with
-      MEAN across replicas (`_maybe_symbolic_build`), which fails when the replicas' batches
-      differ in shape, as length-bucketed batches do (`mirrored`); under
-      MultiWorkerMirroredStrategy `fit` fails anyway (keras-team/keras#20585).
-    - Keras's `gradient_accumulation_steps` weighs each micro-batch the same, whatever its
-      token count; `Trainer` accumulates token-weighted.
-    """
-    return config.train.strategy != "default" or config.train.accumulation_steps > 1
-
-
 def _fit(
     model: Seq2Seq,
     epoch_dataset: Callable[[int, tf.distribute.InputContext], tf.data.Dataset],
@@ -477,7 +453,7 @@ def _fit(
     epochs: int,
     steps: int,
     validation_data: tf.data.Dataset | None,
-    make_callbacks: Callable[[Callable[[], float]], list[keras.callbacks.Callback]],
+    callback_list: list[keras.callbacks.Callback],
 ) -> None:
     """`model.fit` from `state`'s restored position up to `epochs` epochs of `steps`
     optimizer steps, `state` saving the position (put after the other callbacks).
@@ -490,7 +466,7 @@ def _fit(
     at the second, as they do in any resumed run.
     """
     strategy = model.distribute_strategy
-    run_callbacks = [*make_callbacks(state.token_count), state]
+    run_callbacks = [*callback_list, state]
     epoch, start = int(state.position.epoch.numpy()), int(state.position.step.numpy())
 
     def run(first: int, last: int, skip: int) -> None:

@@ -1,10 +1,12 @@
-"""Training through Keras's `fit`: `Seq2Seq.train_step`/`test_step` against `trainer.Trainer`
-and against losses computed by hand, logs as per-token means, saving, mixed precision, and
-mirrored replicas (in a subprocess: `python -m tests.test_fit mirrored OUT.json`)."""
+"""Training through Keras's `fit`: `Seq2Seq.train_step`/`test_step` against a plain step on
+the padded logits and against losses computed by hand, logs as per-token means, gradient
+accumulation, saving, mixed precision, and mirrored replicas (in a subprocess:
+`python -m tests.test_fit mirrored OUT.json`)."""
 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import pathlib
@@ -19,8 +21,7 @@ import tensorflow as tf
 from keras_nmt.fused_adam import FusedAdam
 from keras_nmt.losses import MaskedNLL
 from keras_nmt.model import Seq2Seq
-from keras_nmt.trainer import Trainer
-from tests.distributed_script import weight_distances
+from keras_nmt.pipeline import group_micro_batches
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -111,38 +112,88 @@ OPTIMIZERS = {
 }
 
 
+def reference_steps(model, optimizer, stream, label_smoothing) -> list[list[float]]:
+    """Plain optimizer steps on `stream`: the compiled loss `MaskedNLL` of the padded logits
+    `model(inputs)` (not the packed, fused computation of `train_step`), its gradient,
+    `optimizer.apply`; returns each step's sums (loss, NLL, correct, tokens) by hand."""
+    loss_fn = MaskedNLL(label_smoothing)
+    sums = []
+    for inputs, labels in stream:
+        logs = by_hand(model, [(inputs, labels)], label_smoothing)
+        tokens = float(tf.reduce_sum(tf.cast(labels != 0, tf.float32)))
+        nll = np.log(logs["perplexity"]) * tokens
+        sums.append([logs["loss"] * tokens, nll, logs["token_accuracy"] * tokens, tokens])
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, model(inputs, training=True))
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply([tf.convert_to_tensor(g) for g in gradients], model.trainable_variables)
+    return sums
+
+
+def fit_sums(model, data, steps) -> np.ndarray:
+    """Each `fit` step's sums (loss, NLL, correct, tokens), from the running metrics."""
+    recorder = StepSums()
+    model.fit(data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0, callbacks=[recorder])
+    return np.diff(np.array([[0.0] * 4, *recorder.sums]), axis=0)
+
+
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_fit_steps_equal_trainer_steps(name):
+def test_fit_steps_equal_plain_steps_on_the_padded_logits(name):
     new_optimizer, smoothing = OPTIMIZERS[name]
     stream = batches()
     initial = tiny_model().get_weights()
 
     model = tiny_model()
     model.compile(optimizer=new_optimizer(), loss=MaskedNLL(smoothing))
-    recorder = StepSums()
-    model.fit(
-        dataset(*stream),
-        epochs=1,
-        steps_per_epoch=3,
-        shuffle=False,
-        verbose=0,
-        callbacks=[recorder],
-    )
-    fit_sums = np.diff(np.array([[0.0] * 4, *recorder.sums]), axis=0)
+    fitted = fit_sums(model, dataset(*stream), 3)
 
     reference = tiny_model()
-    strategy = tf.distribute.get_strategy()
-    trainer = Trainer(reference, new_optimizer(), strategy, label_smoothing=smoothing)
-    iterator = iter(strategy.distribute_datasets_from_function(lambda _: dataset(*stream)))
-    trainer_sums = [trainer.train_step(iterator, tf.constant(1)).numpy() for _ in stream]
+    optimizer = new_optimizer()
+    expected = reference_steps(reference, optimizer, stream, smoothing)
 
-    np.testing.assert_allclose(fit_sums, trainer_sums, rtol=1e-5)
-    assert fit_sums[:, 3].tolist() == [7.0, 4.0, 9.0]
-    assert int(model.optimizer.iterations) == int(trainer.optimizer.iterations) == 3
+    np.testing.assert_allclose(fitted, expected, rtol=1e-5)
+    assert fitted[:, 3].tolist() == [7.0, 4.0, 9.0]
+    assert int(model.optimizer.iterations) == int(optimizer.iterations) == 3
     assert max(np.max(np.abs(w - i)) for w, i in zip(model.get_weights(), initial)) > 1e-2
     # Rounding only (Adam's normalisation makes it ~1e-6 in near-zero gradient entries).
     for a, b in zip(model.get_weights(), reference.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_group_of_micro_batches_trains_as_one_batch_holding_them(name):
+    """Gradient accumulation: groups of 2 micro-batches (7 + 4 and 9 + 7 target tokens, of
+    different shapes) give the steps of the batches that concatenate them, token-weighted."""
+    new_optimizer, smoothing = OPTIMIZERS[name]
+    a, b, c = batches()
+    initial = tiny_model().get_weights()
+
+    model = tiny_model()
+    model.compile(optimizer=new_optimizer(), loss=MaskedNLL(smoothing))
+    grouped = fit_sums(model, group_micro_batches(dataset(a, b, c, a), 2), 2)
+
+    reference = tiny_model()
+    optimizer = new_optimizer()
+    expected = reference_steps(reference, optimizer, [joined(a, b), joined(c, a)], smoothing)
+
+    np.testing.assert_allclose(grouped, expected, rtol=1e-5)
+    assert grouped[:, 3].tolist() == [11.0, 16.0]
+    assert int(model.optimizer.iterations) == 2
+    assert max(np.max(np.abs(w - i)) for w, i in zip(model.get_weights(), initial)) > 1e-2
+    for x, y in zip(model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(x, y, atol=1e-5)
+
+
+def joined(*parts):
+    """One batch holding the rows of `parts`, padded to the longest."""
+    width = max(int(part[1].shape[1]) for part in parts)
+    width = max(width, *(int(part[0]["source"].shape[1]) for part in parts))
+
+    def pad(x):
+        return tf.pad(x, [[0, 0], [0, width - x.shape[1]]])
+
+    inputs = {key: tf.concat([pad(part[0][key]) for part in parts], 0) for key in parts[0][0]}
+    return inputs, tf.concat([pad(part[1]) for part in parts], 0)
 
 
 def test_the_clipped_run_clips():
@@ -189,15 +240,14 @@ def test_metrics_restart_at_every_epoch():
     assert by_hand(model, [a, b])["loss"] != pytest.approx(logs[1]["loss"], rel=1e-3)
 
 
-def test_validation_logs_equal_trainer_evaluate():
+def test_validation_logs_are_per_token_means_of_the_validation_batches():
     a, b, c = batches()
     model = tiny_model()
     model.compile(optimizer=keras.optimizers.SGD(0.5), loss=MaskedNLL(0.1))
     history = model.fit(
         dataset(a, b), validation_data=dataset(c, a), epochs=1, shuffle=False, verbose=0
     )
-    trainer = Trainer(model, keras.optimizers.SGD(0.0), tf.distribute.get_strategy(), 0.1)
-    expected = trainer.evaluate(dataset(c, a))
+    expected = by_hand(model, [c, a], 0.1)
     assert_logs({name: values[0] for name, values in history.history.items()}, expected, "val_")
     assert_logs(model.evaluate(dataset(c, a), verbose=0, return_dict=True), expected)
 
@@ -317,7 +367,18 @@ def test_mirrored_over_two_devices_equals_one_device(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2
+    assert result["keras_build_fails"], (
+        "Keras's fit now builds a model from per-replica batches of different shapes: "
+        "Seq2Seq._maybe_symbolic_build is no longer needed"
+    )
     assert result["replica_tokens"] == [6.0, 10.0]
+    assert set(result["runs"]) == {
+        "global/sgd",
+        "per_replica/sgd",
+        "per_replica/loss_scaled_clipped",
+        "per_replica/fused_adam",
+        "groups/sgd",
+    }
     for name, run in result["runs"].items():
         np.testing.assert_allclose(run["mirrored_logs"], run["single_logs"], rtol=1e-5)
         assert run["moved"] > 1e-2, name
@@ -325,22 +386,46 @@ def test_mirrored_over_two_devices_equals_one_device(tmp_path):
         assert run["device_spread"] == 0.0, name
 
 
+def weight_distances(initial, single, mirrored) -> dict[str, float]:
+    """How far one device's weights `single` moved from `initial` (`moved`: the test is not
+    vacuous) and how far the mirrored run's ended from them (`difference`): max-abs."""
+    return {
+        "moved": max(float(np.max(np.abs(w - i))) for w, i in zip(single, initial)),
+        "difference": max(float(np.max(np.abs(w - m))) for w, m in zip(single, mirrored)),
+    }
+
+
+def keras_build_fails(strategy, per_replica) -> bool:
+    """Whether `fit` fails on `per_replica` (batches of different shapes) with Keras's own
+    `_maybe_symbolic_build` in place of `Seq2Seq`'s."""
+    with strategy.scope():
+        model = tiny_model()
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model._maybe_symbolic_build = functools.partial(keras.Model._maybe_symbolic_build, model)
+    try:
+        model.fit(per_replica, epochs=1, steps_per_epoch=1, verbose=0)
+    except tf.errors.InvalidArgumentError:  # AddN of the replicas' batches: shapes differ
+        return True
+    return False
+
+
 def mirrored(out: str) -> None:
     """Three `fit` steps on one device and mirrored over 2 logical CPU devices, on the same
-    global batches: half of each (6 target tokens) to one replica, half (10) to the other.
+    global batches, half of each (6 target tokens) to one replica, half (10) to the other:
+    - `global`: Keras splits each global batch between the replicas;
+    - `per_replica`: each replica gets its own batch, of another shape than the other's
+      (`distribute_datasets_from_function`, as `keras-nmt train` feeds length-bucketed
+      batches); one device trains on the batch holding both;
+    - `groups`: each replica gets a group of two micro-batches (gradient accumulation).
     Writes both runs' per-step logs (then `evaluate`'s) and how far their weights ended
     apart. SGD without clipping (the global token mean), and with a clip norm that clips every
     step (clipping of the global gradient, which Keras's optimizer alone would apply to each
     replica's part) inside a LossScaleOptimizer (clipping between unscaling and rescaling)."""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    pad = lambda x, width=5: tf.pad(x, [[0, 0], [0, width - x.shape[1]]])  # noqa: E731
     a = batch([[4, 5, 6, 7, 2], [8, 9, 2, 0, 0]], [[5, 6, 7, 2], [9, 2, 0, 0]])
     b = batch([[10, 11, 2], [12, 2, 0]], [[11, 12, 13, 14, 2], [6, 6, 7, 8, 2]])
-    both = (
-        {key: tf.concat([pad(a[0][key]), pad(b[0][key])], axis=0) for key in a[0]},
-        tf.concat([pad(a[1]), pad(b[1])], axis=0),
-    )
+    both = joined(a, b)
     initial = tiny_model().get_weights()
 
     class BatchLogs(keras.callbacks.Callback):
@@ -351,15 +436,14 @@ def mirrored(out: str) -> None:
         def on_train_batch_end(self, batch, logs=None):
             self.logs.append([float(logs[name]) for name in sorted(logs)])
 
-    def run(strategy, optimizer):
+    def run(strategy, optimizer, data):
         with strategy.scope():
             model = tiny_model()
             model.set_weights(initial)
             model.compile(optimizer=optimizer())
         recorder = BatchLogs()
-        global_batches = tf.data.Dataset.from_tensors(both).repeat(3)
-        model.fit(global_batches, epochs=1, shuffle=False, verbose=0, callbacks=[recorder])
-        evaluated = model.evaluate(global_batches.take(1), verbose=0, return_dict=True)
+        model.fit(data, epochs=1, steps_per_epoch=3, verbose=0, callbacks=[recorder])
+        evaluated = model.evaluate(dataset(both), verbose=0, return_dict=True)
         recorder.logs.append([evaluated[name] for name in sorted(evaluated)])
         copies = [strategy.experimental_local_results(v.value) for v in model.variables]
         spread = max(float(np.max(np.abs(c[0] - c[-1]))) for c in copies)
@@ -367,6 +451,18 @@ def mirrored(out: str) -> None:
 
     single = tf.distribute.get_strategy()
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    per_replica = mirrored_strategy.distribute_datasets_from_function(
+        lambda _: dataset(a, b).repeat()
+    )
+    grouped = mirrored_strategy.distribute_datasets_from_function(
+        lambda _: group_micro_batches(dataset(a, b, b, a), 2).repeat()
+    )
+    data = {
+        # (one device's batches, the mirrored run's)
+        "global": (dataset(both).repeat(), dataset(both).repeat()),
+        "per_replica": (dataset(both).repeat(), per_replica),
+        "groups": (dataset(joined(a, b, b, a)).repeat(), grouped),
+    }
     optimizers = {
         "sgd": lambda: keras.optimizers.SGD(0.5),
         # Clipping inside a LossScaleOptimizer covers plain clipping too: the step unscales the
@@ -374,18 +470,26 @@ def mirrored(out: str) -> None:
         "loss_scaled_clipped": lambda: keras.optimizers.LossScaleOptimizer(
             keras.optimizers.SGD(0.5, global_clipnorm=0.05)
         ),
+        # The training optimizer: its kernel must update each device's copy.
+        "fused_adam": lambda: FusedAdam(0.01),
     }
     runs = {}
-    for name, optimizer in optimizers.items():
-        single_logs, single_weights, _ = run(single, optimizer)
-        mirrored_logs, mirrored_weights, spread = run(mirrored_strategy, optimizer)
-        runs[name] = {
-            "single_logs": single_logs,
-            "mirrored_logs": mirrored_logs,
-            "device_spread": spread,
-            **weight_distances(initial, single_weights, mirrored_weights),
-        }
+    for data_name, (single_data, mirrored_data) in data.items():
+        for name, optimizer in optimizers.items():
+            if data_name != "per_replica" and name != "sgd":
+                continue
+            single_logs, single_weights, _ = run(single, optimizer, single_data)
+            mirrored_logs, mirrored_weights, spread = run(
+                mirrored_strategy, optimizer, mirrored_data
+            )
+            runs[f"{data_name}/{name}"] = {
+                "single_logs": single_logs,
+                "mirrored_logs": mirrored_logs,
+                "device_spread": spread,
+                **weight_distances(initial, single_weights, mirrored_weights),
+            }
     result = {
+        "keras_build_fails": keras_build_fails(mirrored_strategy, per_replica),
         "replicas": mirrored_strategy.num_replicas_in_sync,
         "replica_tokens": [float(tf.reduce_sum(tf.cast(x[1] != 0, tf.float32))) for x in (a, b)],
         "runs": runs,

@@ -12,8 +12,7 @@ import tensorflow as tf
 from keras_nmt.config import Config
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.run_dir import RunDir
-from keras_nmt.trainer import make_optimizer
-from keras_nmt.training import build_model, callbacks, train
+from keras_nmt.training import build_model, callbacks, make_optimizer, train
 from keras_nmt.translator import Translator
 from tests.conftest import toy_pairs
 
@@ -168,7 +167,7 @@ def test_callbacks_decay_the_rate_keep_the_best_weights_and_stop_on_a_scripted_m
         ],
     )
     model = build_model(config, 40, 40)
-    model.compile(optimizer=make_optimizer(config.train, 1))
+    model.compile(optimizer=make_optimizer(config.train))
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     messages = []
