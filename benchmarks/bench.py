@@ -81,10 +81,10 @@ def peak_rss_mib() -> float:
 
 
 def bench_train(steps: int, overrides: list[str] = (), progress: bool = False) -> list[dict]:
-    from keras_nmt import default_corpus
     from keras_nmt.config import Config
-    from keras_nmt.quickstart import quickstart_config
-    from keras_nmt.training import train
+    from keras_nmt.quickstart import corpus as default_corpus
+    from keras_nmt.quickstart.run import quickstart_config
+    from keras_nmt.training.train import train
 
     measure = [
         "train.epochs=1",
@@ -138,11 +138,11 @@ def target_tokens(tokenizer, translations: list[str]) -> int:
 def bench_decode(model_dir: pathlib.Path) -> list[dict]:
     import time
 
-    from keras_nmt.corpus import ParallelCorpus
-    from keras_nmt.evaluation import score
-    from keras_nmt.translator import Translator
+    from keras_nmt.data.corpus import ParallelCorpus
+    from keras_nmt.evaluation.bleu import score
+    from keras_nmt.inference.loading import load
 
-    base = Translator.load(model_dir)
+    base = load(model_dir)
     data = base.config.data
     valid = ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
     sources, references = list(valid.source_lines()), list(valid.target_lines())
@@ -189,11 +189,11 @@ def export_models() -> list[pathlib.Path]:
 def bench_export(model_dir: pathlib.Path) -> list[dict]:
     import subprocess
 
-    from keras_nmt.corpus import ParallelCorpus
+    from keras_nmt.data.corpus import ParallelCorpus
     from keras_nmt.exporting.saved_model import export_saved_model
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.loading import load
 
-    translator = Translator.load(model_dir)
+    translator = load(model_dir)
     data = translator.config.data
     valid = ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
     name = model_dir.name
@@ -243,13 +243,14 @@ def bench_tflite(model_dir: pathlib.Path) -> list[dict]:
 
     import numpy as np
 
-    from keras_nmt.corpus import ParallelCorpus
-    from keras_nmt.evaluation import score
-    from keras_nmt.exporting.tflite import QUANTIZATIONS, export_tflite
-    from keras_nmt.tflite_runtime import TFLiteTranslator
-    from keras_nmt.translator import Translator
+    from keras_nmt.data.corpus import ParallelCorpus
+    from keras_nmt.evaluation.bleu import score
+    from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
+    from keras_nmt.exporting.tflite import export_tflite
+    from keras_nmt.inference.loading import load
+    from keras_nmt.inference.tflite import TFLiteTranslator
 
-    translator = Translator.load(model_dir)
+    translator = load(model_dir)
     data = translator.config.data
     split = data.test if model_dir.name == "quickstart" else data.valid
     corpus = ParallelCorpus.from_prefix(data.dir, split, data.source_lang, data.target_lang)

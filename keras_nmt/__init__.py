@@ -18,18 +18,18 @@ quiet.install()
 
 __version__ = "0.1.0"
 
-__all__ = ["Config", "Translator", "train", "quickstart"]
+__all__ = ["Config", "Translator", "load", "train"]
 
 _LAZY = {
     "Config": "keras_nmt.config",
-    "Translator": "keras_nmt.translator",
-    "train": "keras_nmt.training",
-    "quickstart": "keras_nmt.quickstart",
+    "Translator": "keras_nmt.inference.translator",
+    "load": "keras_nmt.inference.loading",
+    "train": "keras_nmt.training.train",
 }
 
 
 def __getattr__(name):
-    """`keras_nmt.train`, `keras_nmt.Translator`, ...: imported on first use, so that
+    """`keras_nmt.train`, `keras_nmt.load`, ...: imported on first use, so that
     `import keras_nmt` stays cheap and TensorFlow loads only when needed."""
     if name in _LAZY:
         import importlib

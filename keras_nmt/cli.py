@@ -34,18 +34,16 @@ from keras_nmt.errors import UserError
 
 def _train(args) -> None:
     from keras_nmt.config import Config
-    from keras_nmt.training import train
+    from keras_nmt.training.train import train
 
     overrides = [*args.set, *([f"train.strategy={args.strategy}"] if args.strategy else [])]
     train(Config.from_yaml(args.config, overrides), args.run_dir)
 
 
 def _translate(args) -> None:
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.loading import load
 
-    translator = Translator.load(args.model).with_decoding(
-        args.beam_size, args.n_best, args.length_penalty
-    )
+    translator = load(args.model).with_decoding(args.beam_size, args.n_best, args.length_penalty)
     n_best = translator.n_best
     index = 0
     with _open(args.input, "r") as source, _open(args.output, "w") as target:
@@ -69,7 +67,7 @@ def _plot_attention(translator, sentences: list[str], first_index: int, director
     """Writes `directory/INDEX.png` for each sentence: its best translation's attention."""
     import pathlib
 
-    from keras_nmt.plotting import plot_translations
+    from keras_nmt.evaluation.attention_plot import plot_translations
 
     names = [f"{first_index + offset:06d}.png" for offset in range(len(sentences))]
     plot_translations(translator, sentences, [pathlib.Path(directory) / n for n in names])
@@ -105,24 +103,22 @@ def _progress(path: str | None):
 
 
 def _evaluate(args) -> None:
-    from keras_nmt.evaluation import evaluate
-    from keras_nmt.translator import Translator
+    from keras_nmt.evaluation.bleu import evaluate
+    from keras_nmt.inference.loading import load
 
-    translator = Translator.load(args.model).with_decoding(
-        args.beam_size, length_penalty=args.length_penalty
-    )
+    translator = load(args.model).with_decoding(args.beam_size, length_penalty=args.length_penalty)
     print(evaluate(translator, args.src, args.ref, lowercase=args.lowercase, ter=args.ter))
 
 
 def _average(args) -> None:
-    from keras_nmt.averaging import average_run
+    from keras_nmt.training.averaging import average_run
 
     path, epochs = average_run(args.run_dir, args.output_dir, args.last)
     print(f"averaged the weights of epochs {', '.join(map(str, epochs))} into {path}")
 
 
 def _export(args) -> None:
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.translator import Translator
 
     bad = [item for item in args.set if not item.startswith(("decode.", "export."))]
     if bad:
@@ -158,7 +154,7 @@ def translator_name(run_dir: str) -> str:
 
 
 def _quickstart(args) -> None:
-    from keras_nmt.quickstart import quickstart
+    from keras_nmt.quickstart.run import quickstart
 
     quickstart(args.run_dir, args.set, export_dir=args.export_dir)
 

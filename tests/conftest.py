@@ -45,7 +45,7 @@ def toy_corpus_dir(tmp_path) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def sp_models(tmp_path_factory) -> tuple[pathlib.Path, pathlib.Path]:
     """Tiny SentencePiece models for the toy task."""
-    from keras_nmt.tokenizer import train_sentencepiece
+    from keras_nmt.data.tokenizer import train_sentencepiece
 
     directory = tmp_path_factory.mktemp("sp")
     pairs = toy_pairs()
@@ -73,7 +73,7 @@ def trained_run(tmp_path_factory) -> pathlib.Path:
     `test_training.test_a_toy_run_learns_its_corpus_and_translates_it_back` for how far every
     seed and rounding tried is from the bars that tests set on it)."""
     from keras_nmt.config import Config
-    from keras_nmt.training import train
+    from keras_nmt.training.train import train
     from tests.test_training import TINY
 
     directory = tmp_path_factory.mktemp("trained")
@@ -102,7 +102,7 @@ def one_epoch_run(tmp_path_factory):
     import types
 
     from keras_nmt.config import Config
-    from keras_nmt.training import train
+    from keras_nmt.training.train import train
     from tests.test_training import TINY
 
     directory = tmp_path_factory.mktemp("one_epoch")
@@ -118,7 +118,7 @@ def one_epoch_run(tmp_path_factory):
 def saved_model_export(trained_run, tmp_path_factory) -> pathlib.Path:
     """`trained_run` exported as a SavedModel: `BASE/toy/1`."""
     from keras_nmt.exporting.saved_model import export_saved_model
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.loading import load
 
     base = tmp_path_factory.mktemp("export")
-    return export_saved_model(Translator.load(trained_run), base, "toy")
+    return export_saved_model(load(trained_run), base, "toy")

@@ -30,7 +30,7 @@ def train_and_dump(run_dir: str, weights: str, overrides) -> None:
     import keras
     import numpy as np
 
-    from keras_nmt import training
+    from keras_nmt.training import train as training
 
     class Dump(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
@@ -45,7 +45,7 @@ def kill_at_step(epoch: int, step: int, run_dir: str, overrides) -> None:
     """`training.train`, SIGKILLed by itself at the end of step `step` of epoch `epoch`."""
     import keras
 
-    from keras_nmt import training
+    from keras_nmt.training import train as training
 
     class Kill(keras.callbacks.Callback):
         def __init__(self):
@@ -67,7 +67,7 @@ def kill_at_step(epoch: int, step: int, run_dir: str, overrides) -> None:
 def kill_in_save(run_dir: str, overrides) -> None:
     """`training.train`, SIGKILLed by itself inside its second checkpoint save: after the
     files are written, before the rename that commits them."""
-    from keras_nmt import checkpoint, training
+    from keras_nmt.training import checkpoint, training
 
     rename = os.rename
     saves = []

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from keras_nmt import callbacks, cli
-from keras_nmt.averaging import average_run, epoch_checkpointer
 from keras_nmt.errors import UserError
+from keras_nmt.inference.loading import load
+from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import train
-from keras_nmt.translator import Translator
+from keras_nmt.training import callbacks, cli
+from keras_nmt.training.averaging import average_run, epoch_checkpointer
+from keras_nmt.training.train import train
 from tests.test_training import quiet, tiny_config
 
 
@@ -35,7 +36,7 @@ def test_training_keeps_the_last_epochs_and_writes_their_mean(toy_corpus_dir, tm
         m.startswith("averaged the weights of epochs 2-4") and "val_bleu" in m for m in messages
     )
     epochs = [_epoch_values(run, epoch) for epoch in (2, 3, 4)]
-    averaged = Translator.load(run.averaged)
+    averaged = load(run.averaged)
     kinds = [np.dtype(v.dtype).kind for v in averaged.model.variables]
     assert kinds.count("f") > 10
     for index, (kind, variable) in enumerate(zip(kinds, averaged.model.variables)):
@@ -70,7 +71,7 @@ def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(
         == 0
     )
     assert "epochs 3 into" in capsys.readouterr().out
-    last = Translator.load(tmp_path / "last").model.variables
+    last = load(tmp_path / "last").model.variables
     expected = _epoch_values(RunDir(run), 3)
     for variable, value in zip(last, expected):
         if np.dtype(variable.dtype).kind == "f":  # (not the dropout RNG states)

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nmt.decoding import beam_search, forbid_tokens, greedy_search, length_penalty, search
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
 from tests.test_model import SOURCE, small_model
 
 A, B = 3, 4

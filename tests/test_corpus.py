@@ -2,7 +2,7 @@ import gzip
 
 import pytest
 
-from keras_nmt.corpus import ParallelCorpus
+from keras_nmt.data.corpus import ParallelCorpus
 from keras_nmt.errors import DataError
 
 

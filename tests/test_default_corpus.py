@@ -1,10 +1,10 @@
-"""Tests for the built-in template corpus (keras_nmt.default_corpus)."""
+"""Tests for the built-in template corpus (keras_nmt.quickstart.corpus)."""
 
 from __future__ import annotations
 
 import pytest
 
-from keras_nmt import default_corpus as dc
+from keras_nmt.quickstart import corpus as dc
 
 
 @pytest.fixture(scope="module")

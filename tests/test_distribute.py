@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import Config, TrainConfig
 from keras_nmt.errors import ConfigError
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import make_optimizer, train
+from keras_nmt.training.checkpoint import Checkpointer
+from keras_nmt.training.optimizer import make_optimizer
+from keras_nmt.training.train import train
 from tests.test_training import TINY, quiet
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -126,9 +127,9 @@ def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_p
 
 
 def test_accumulation_steps_in_a_training_run(toy_corpus_dir, tmp_path):
-    from keras_nmt.pipeline import count_batches, make_dataset, tokenized_corpus
-    from keras_nmt.tokenizer import Tokenizer
-    from keras_nmt.training import corpora
+    from keras_nmt.data.pipeline import count_batches, make_dataset, tokenized_corpus
+    from keras_nmt.data.tokenizer import Tokenizer
+    from keras_nmt.training.train import corpora
 
     settings = overrides(toy_corpus_dir, "train.epochs=2", "train.accumulation_steps=3")
     config = Config.from_dict({}, settings)
@@ -154,7 +155,7 @@ def test_mixed_precision_keeps_variables_and_logits_in_float32(precision, toy_co
     assert all(np.isfinite(row["loss"]) for row in result.history)
     assert result.history[-1]["loss"] < result.history[0]["loss"]
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    from keras_nmt.training import build_model, dtype_policy
+    from keras_nmt.training.train import build_model, dtype_policy
 
     with dtype_policy(precision):
         model = build_model(Config.from_dict({}, settings), 40, 40)
@@ -166,7 +167,7 @@ def test_mixed_precision_keeps_variables_and_logits_in_float32(precision, toy_co
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
-    from keras_nmt.distribute import make_strategy
+    from keras_nmt.training.distribute import make_strategy
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ConfigError, match="set TF_CONFIG"):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.evaluation import evaluate, score
-from keras_nmt.tokenizer import BOS_ID, EOS_ID
-from keras_nmt.translator import Translator
+from keras_nmt.evaluation.bleu import evaluate, score
+from keras_nmt.inference.loading import load
+from keras_nmt.special_ids import BOS_ID, EOS_ID
 from tests.conftest import toy_pairs, write_pairs
 
 
@@ -26,7 +26,7 @@ def test_lowercase_and_ter():
 
 
 def test_reference_perplexity_equals_teacher_forcing(trained_run):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     pairs = toy_pairs()[:10]
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     total, tokens = translator.reference_nll(sources, references)
@@ -49,8 +49,8 @@ def test_evaluate_reports_perplexity_for_run_directories_only(
 ):
     write_pairs(tmp_path, "test", toy_pairs()[:10])
     source, reference = tmp_path / "test.en", tmp_path / "test.de"
-    in_process = evaluate(Translator.load(trained_run), source, reference)
-    exported = evaluate(Translator.load(saved_model_export), source, reference)
+    in_process = evaluate(load(trained_run), source, reference)
+    exported = evaluate(load(saved_model_export), source, reference)
     assert in_process.perplexity is not None and 1.0 <= in_process.perplexity < math.e
     assert exported.perplexity is None
     assert exported.bleu == in_process.bleu

@@ -16,9 +16,10 @@ import tensorflow as tf
 
 from keras_nmt.errors import UserError
 from keras_nmt.exporting import saved_model
-from keras_nmt.exporting.saved_model import SIGNATURES, export_saved_model
-from keras_nmt.serving import SavedModelTranslator
-from keras_nmt.translator import Translator
+from keras_nmt.exporting.format import SAVED_MODEL_METADATA, SAVED_MODEL_SIGNATURES
+from keras_nmt.exporting.saved_model import export_saved_model
+from keras_nmt.inference.loading import load
+from keras_nmt.inference.saved_model import SavedModelTranslator
 from tests.conftest import toy_pairs
 
 SENTENCES = [source for source, _ in toy_pairs()[:12]]
@@ -51,7 +52,7 @@ class StandInArchive:
 
 
 def test_layout_is_tf_servings_and_versions_count_up(trained_run, tmp_path, monkeypatch):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     first = export_saved_model(translator, tmp_path / "base", "toy")
     # Numbering versions does not depend on what a version holds: the others are stand-ins.
     monkeypatch.setattr(saved_model, "build_archive", lambda _translator: StandInArchive())
@@ -65,8 +66,8 @@ def test_layout_is_tf_servings_and_versions_count_up(trained_run, tmp_path, monk
     for version in (first, after_gap):
         assert (version / "saved_model.pb").is_file()
         assert (version / "variables" / "variables.index").is_file()
-        info = json.loads((version / saved_model.METADATA).read_text("utf-8"))
-        assert set(info["signatures"]) == set(SIGNATURES)
+        info = json.loads((version / SAVED_MODEL_METADATA).read_text("utf-8"))
+        assert set(info["signatures"]) == set(SAVED_MODEL_SIGNATURES)
         # Readable by a model server running as another user (mkdtemp makes 0700).
         assert version.stat().st_mode & 0o055 == 0o055 & ~_umask()
     with pytest.raises(UserError, match="already exists"):
@@ -82,7 +83,7 @@ def _umask() -> int:
 
 
 def test_a_version_appears_only_when_complete(trained_run, tmp_path, monkeypatch):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     base = tmp_path / "base"
     seen = []
     real_rename = os.rename
@@ -93,7 +94,7 @@ def test_a_version_appears_only_when_complete(trained_run, tmp_path, monkeypatch
         # At the moment of the rename the temporary directory is complete, outside the
         # model's base path, and the version does not exist yet.
         assert source.parent == base and source.name.startswith(".")
-        assert (source / "saved_model.pb").is_file() and (source / saved_model.METADATA).is_file()
+        assert (source / "saved_model.pb").is_file() and (source / SAVED_MODEL_METADATA).is_file()
         assert not target.exists()
         real_rename(source, target)
 
@@ -103,7 +104,7 @@ def test_a_version_appears_only_when_complete(trained_run, tmp_path, monkeypatch
 
 
 def test_a_failed_export_leaves_nothing_behind(trained_run, tmp_path, monkeypatch):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
 
     class HalfWritten:
         def write_out(self, path, **_kwargs):
@@ -138,7 +139,7 @@ CLEAN_PROCESS = textwrap.dedent(
 
 def test_export_runs_in_a_clean_process_without_its_run_dir(trained_run, tmp_path):
     run = shutil.copytree(trained_run, tmp_path / "run")
-    translator = Translator.load(run)
+    translator = load(run)
     exported = export_saved_model(translator, tmp_path / "export", "toy")
     moved = tmp_path / "elsewhere" / "toy" / "1"
     moved.parent.mkdir(parents=True)
@@ -163,7 +164,7 @@ def test_export_runs_in_a_clean_process_without_its_run_dir(trained_run, tmp_pat
     reply = json.loads(result.stdout.strip().splitlines()[-1])
     assert not any(name.startswith("keras_nmt") for name in reply["modules"])
     answers = reply["answers"]
-    assert set(answers) == set(SIGNATURES)
+    assert set(answers) == set(SAVED_MODEL_SIGNATURES)
     for batch, outputs in zip(batches, answers["serving_default"]):
         assert outputs["translation"] == [expected["beam"][i][0][0] for i in range(len(batch))]
         np.testing.assert_allclose(
@@ -202,7 +203,7 @@ def test_saved_model_cli_lists_the_documented_signatures(saved_model_export):
         check=True,
     ).stdout
     blocks = {block.split("']", 1)[0]: block for block in shown.split("signature_def['")[1:]}
-    beam = json.loads((saved_model_export / saved_model.METADATA).read_text())["decode"]
+    beam = json.loads((saved_model_export / SAVED_MODEL_METADATA).read_text())["decode"]
     expected = {
         "serving_default": {"translation": ("DT_STRING", "(-1)"), "score": ("DT_FLOAT", "(-1)")},
         "translate_greedy": {"translation": ("DT_STRING", "(-1)"), "score": ("DT_FLOAT", "(-1)")},
@@ -231,7 +232,7 @@ def test_saved_model_cli_lists_the_documented_signatures(saved_model_export):
 
 
 @pytest.mark.parametrize("case", BAD_INPUT)
-@pytest.mark.parametrize("signature", list(SIGNATURES))
+@pytest.mark.parametrize("signature", list(SAVED_MODEL_SIGNATURES))
 def test_bad_input_gets_a_defined_output(loaded, signature, case):
     texts = BAD_INPUT[case]
     outputs = call(loaded, signature, texts)
@@ -246,14 +247,14 @@ def test_bad_input_gets_a_defined_output(loaded, signature, case):
 
 
 def test_empty_batch(loaded):
-    for signature in SIGNATURES:
+    for signature in SAVED_MODEL_SIGNATURES:
         outputs = call(loaded, signature, np.array([], dtype=object))
         assert all(value.shape[0] == 0 for value in outputs.values())
     assert call(loaded, "translate_nbest", [])["translations"].shape == (0, 5)
 
 
 def test_over_long_input_is_truncated_to_the_documented_limit(loaded, saved_model_export):
-    limit = json.loads((saved_model_export / saved_model.METADATA).read_text())["max_input_tokens"]
+    limit = json.loads((saved_model_export / SAVED_MODEL_METADATA).read_text())["max_input_tokens"]
     words = " ".join(["one two three four five"] * 1000)
     outputs = call(loaded, "translate_attention", [words])
     source_tokens = [t for t in outputs["source_tokens"][0] if t]
@@ -271,9 +272,9 @@ def test_a_batch_of_1000_sentences(loaded):
 
 
 def test_translator_load_takes_a_version_or_a_model_base_path(saved_model_export, trained_run):
-    in_process = Translator.load(trained_run)
+    in_process = load(trained_run)
     for path in (saved_model_export, saved_model_export.parent):
-        translator = Translator.load(path)
+        translator = load(path)
         assert isinstance(translator, SavedModelTranslator)
         assert translator.path == saved_model_export
         assert translator.translate(SENTENCES) == in_process.translate(SENTENCES)
@@ -282,6 +283,6 @@ def test_translator_load_takes_a_version_or_a_model_base_path(saved_model_export
         nbest = translator.with_decoding(n_best=3).translate_with_scores(SENTENCES[:2])
         assert [len(hypotheses) for hypotheses in nbest] == [3, 3]
     with pytest.raises(UserError, match="beam 5 or greedily"):
-        Translator.load(saved_model_export).with_decoding(beam_size=3)
+        load(saved_model_export).with_decoding(beam_size=3)
     with pytest.raises(UserError, match="at most 5"):
-        Translator.load(saved_model_export).with_decoding(n_best=6)
+        load(saved_model_export).with_decoding(n_best=6)

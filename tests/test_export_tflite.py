@@ -8,9 +8,11 @@ import sacrebleu
 import tensorflow as tf
 
 from keras_nmt.errors import UserError
-from keras_nmt.exporting.tflite import CUSTOM_OPS, QUANTIZATIONS, export_tflite, operator_codes
-from keras_nmt.tflite_runtime import TFLiteTranslator
-from keras_nmt.translator import Translator
+from keras_nmt.exporting.format import TFLITE_CUSTOM_OPS as CUSTOM_OPS
+from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
+from keras_nmt.exporting.tflite import export_tflite, operator_codes
+from keras_nmt.inference.loading import load
+from keras_nmt.inference.tflite import TFLiteTranslator
 from tests.conftest import toy_pairs
 
 SENTENCES = [source for source, _ in toy_pairs()[:16]]
@@ -19,7 +21,7 @@ SENTENCES = [source for source, _ in toy_pairs()[:16]]
 @pytest.fixture(scope="module")
 def tflite_files(trained_run, tmp_path_factory):
     directory = tmp_path_factory.mktemp("tflite")
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     return {q: export_tflite(translator, directory / f"toy_{q}.tflite", q) for q in QUANTIZATIONS}
 
 
@@ -69,7 +71,7 @@ def test_float32_translations_equal_the_saved_models(lite, saved_model, signatur
 
 
 def test_ids_signature_equals_in_process_decoding_token_for_token(lite, trained_run):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     for sentence in SENTENCES:
         source_ids = translator.source_tokenizer.tokenize(tf.constant([sentence]))[0].numpy()
         target_ids, score = lite.translate_ids(source_ids.tolist())
@@ -104,7 +106,7 @@ def test_a_scalar_and_a_one_element_vector_translate_alike(lite, signature):
         text = sentence.encode()
         vector = runner(text=np.array([text], dtype=object))
         # A 0-d bytes array: the one 0-d form LiteRT's Python wrapper copies as the string
-        # (see keras_nmt.tflite_runtime); an app's 0-d string tensor is the same input.
+        # (see keras_nmt.inference.tflite); an app's 0-d string tensor is the same input.
         scalar = runner(text=np.array(text))
         assert scalar["translation"].shape == (1,) and scalar["score"].shape == (1,)
         assert scalar["translation"][0] == vector["translation"][0] != nothing
@@ -182,9 +184,9 @@ def test_bad_input_gets_a_defined_output(lite, saved_model, signature, case):
 
 
 def test_translator_load_and_decoding_choices(tflite_files, trained_run):
-    lite = Translator.load(tflite_files["none"])
+    lite = load(tflite_files["none"])
     assert isinstance(lite, TFLiteTranslator)
-    in_process = Translator.load(trained_run)
+    in_process = load(trained_run)
     assert lite.translate(SENTENCES) == in_process.translate(SENTENCES)
     greedy = lite.with_decoding(beam_size=1)
     assert greedy.translate(SENTENCES) == in_process.with_decoding(1).translate(SENTENCES)
@@ -198,6 +200,6 @@ def test_not_a_keras_nmt_tflite_file(tmp_path):
     path = tmp_path / "other.tflite"
     path.write_bytes(b"not a flatbuffer")
     with pytest.raises(UserError, match="not a keras-nmt TFLite export"):
-        Translator.load(path)
+        load(path)
     with pytest.raises(UserError, match="FILE.tflite"):
         export_tflite(None, tmp_path / "model.bin")

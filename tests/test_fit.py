@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.fused_adam import FusedAdam
-from keras_nmt.losses import MaskedNLL
-from keras_nmt.model import Seq2Seq
-from keras_nmt.pipeline import group_micro_batches
+from keras_nmt.data.pipeline import group_micro_batches
+from keras_nmt.models.losses import MaskedNLL
+from keras_nmt.models.seq2seq import Seq2Seq
+from keras_nmt.training.optimizer import FusedAdam
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -254,7 +254,9 @@ def test_validation_logs_are_per_token_means_of_the_validation_batches():
 
 def test_compile_refuses_what_the_steps_cannot_do():
     model = tiny_model()
-    with pytest.raises(ValueError, match="loss: expected None or a keras_nmt.losses.MaskedNLL"):
+    with pytest.raises(
+        ValueError, match="loss: expected None or a keras_nmt.models.losses.MaskedNLL"
+    ):
         model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="metrics: not supported"):
         model.compile(optimizer="sgd", metrics=["accuracy"])
@@ -268,9 +270,9 @@ def test_a_keras_users_route(sp_models, tmp_path):
     """Batches from the project's pipeline, Keras's compile/fit with an Adam and a standard
     callback, then `.keras` saving and loading."""
     from keras_nmt.config import DataConfig, TrainConfig
-    from keras_nmt.corpus import ParallelCorpus
-    from keras_nmt.pipeline import count_batches, make_dataset, tokenized_corpus
-    from keras_nmt.tokenizer import Tokenizer
+    from keras_nmt.data.corpus import ParallelCorpus
+    from keras_nmt.data.pipeline import count_batches, make_dataset, tokenized_corpus
+    from keras_nmt.data.tokenizer import Tokenizer
     from tests.conftest import toy_pairs, write_pairs
 
     write_pairs(tmp_path, "train", toy_pairs())
@@ -328,7 +330,7 @@ def test_a_keras_users_route(sp_models, tmp_path):
 
 
 def test_mixed_precision_fit_step_sees_float32_logits(monkeypatch):
-    from keras_nmt import model as model_module
+    from keras_nmt.models import seq2seq as model_module
 
     seen = []
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.fused_adam import FusedAdam
+from keras_nmt.training.optimizer import FusedAdam
 
 
 def apply_function(optimizer, variables):

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nmt.decoding import forbid_tokens, greedy_search
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
 from tests.test_model import SOURCE, small_model
 
 VOCAB = 8

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.losses import MaskedNLL, token_losses
-from keras_nmt.model import Seq2Seq
+from keras_nmt.models.losses import MaskedNLL, token_losses
+from keras_nmt.models.seq2seq import Seq2Seq
 
 SOURCE = tf.constant([[5, 6, 7, 8, 2], [9, 10, 2, 0, 0], [11, 2, 0, 0, 0]])
 DECODER_INPUT = tf.constant([[1, 4, 5, 6], [1, 7, 8, 0], [1, 9, 0, 0]])

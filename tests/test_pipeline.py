@@ -1,9 +1,10 @@
 import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
-from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.pipeline import count_filtered, make_dataset, teacher_forcing, tokenized_corpus
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from keras_nmt.data.corpus import ParallelCorpus
+from keras_nmt.data.pipeline import count_filtered, make_dataset, teacher_forcing, tokenized_corpus
+from keras_nmt.data.tokenizer import Tokenizer
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
 from tests.conftest import write_pairs
 
 

@@ -9,8 +9,14 @@ import struct
 import numpy as np
 from matplotlib.text import Text
 
-from keras_nmt.plotting import CELL_INCHES, DPI, attention_figure, plot_attention, trim
-from keras_nmt.translator import Translator
+from keras_nmt.evaluation.attention_plot import (
+    CELL_INCHES,
+    DPI,
+    attention_figure,
+    plot_attention,
+    trim,
+)
+from keras_nmt.inference.loading import load
 
 # "$_$" and "$^$" would be TeX math that fails to parse: pieces and sentences are plain text
 LONG_TITLE = " ".join(["Yesterday he bought twenty-one apples and forty-seven pears."] * 6)
@@ -47,7 +53,7 @@ def assert_every_label_inside(figure) -> list[Text]:
 
 
 def test_a_translation_renders_as_a_png_with_padding_trimmed(trained_run, tmp_path):
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     outputs = translator.alignment_batch(["one two three", "five six"])
     attention, source, target = trim(
         outputs["attention"][1], outputs["source_tokens"][1], outputs["target_tokens"][1]

@@ -4,10 +4,11 @@ import re
 
 import pytest
 
-from keras_nmt.evaluation import evaluate
-from keras_nmt.exporting.tflite import QUANTIZATIONS, export_tflite
-from keras_nmt.quickstart import EXAMPLES, quickstart
-from keras_nmt.translator import Translator
+from keras_nmt.evaluation.bleu import evaluate
+from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
+from keras_nmt.exporting.tflite import export_tflite
+from keras_nmt.inference.loading import load
+from keras_nmt.quickstart.run import EXAMPLES, quickstart
 
 
 def test_short_quickstart_writes_splits_trains_and_reports_bleu(tmp_path):
@@ -43,11 +44,11 @@ def test_full_quickstart_reaches_bleu_90(tmp_path):
     scores = quickstart(tmp_path / "run", export_dir=tmp_path / "export")
     assert scores.bleu >= 90.0
     # Quantized TFLite exports stay within 1 BLEU of the float one on the test split.
-    translator = Translator.load(tmp_path / "run")
+    translator = load(tmp_path / "run")
     test = tmp_path / "run" / "data"
     bleu = {}
     for quantize in QUANTIZATIONS:
         path = export_tflite(translator, tmp_path / f"{quantize}.tflite", quantize)
-        bleu[quantize] = evaluate(Translator.load(path), test / "test.en", test / "test.de").bleu
+        bleu[quantize] = evaluate(load(path), test / "test.en", test / "test.de").bleu
     assert abs(bleu["none"] - scores.bleu) < 0.01  # same model, same beam search
     assert all(abs(bleu[q] - bleu["none"]) <= 1.0 for q in QUANTIZATIONS), bleu

@@ -10,10 +10,10 @@ import signal
 import pytest
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.config import Config
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import train
+from keras_nmt.training.checkpoint import Checkpointer
+from keras_nmt.training.train import train
 from tests.conftest import toy_pairs, write_pairs
 from tests.test_distribute import RESUMABLE, assert_same_state, latest_state, overrides, script
 from tests.test_training import quiet

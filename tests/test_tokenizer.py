@@ -1,8 +1,9 @@
 import pytest
 import tensorflow as tf
 
+from keras_nmt.data.tokenizer import Tokenizer, train_sentencepiece
 from keras_nmt.errors import UserError
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_sentencepiece
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 def test_special_ids_and_round_trip(sp_models):

@@ -11,9 +11,10 @@ import tensorflow as tf
 
 from keras_nmt.config import Config
 from keras_nmt.errors import ConfigError, UserError
+from keras_nmt.inference.loading import load
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import build_model, callbacks, make_optimizer, train
-from keras_nmt.translator import Translator
+from keras_nmt.training.optimizer import make_optimizer
+from keras_nmt.training.train import build_model, callbacks, train
 from tests.conftest import toy_pairs
 
 TINY = [
@@ -50,7 +51,7 @@ def test_a_toy_run_learns_its_corpus_and_translates_it_back(trained_run):
     history = RunDir(trained_run).finished_epochs()
     assert history[0]["loss"] > 2.5
     assert min(row["loss"] for row in history) < 0.3
-    translator = Translator.load(trained_run)
+    translator = load(trained_run)
     pairs = toy_pairs()
     translations = translator.translate([s for s, _ in pairs])
     exact = sum(out == target for out, (_, target) in zip(translations, pairs))
@@ -98,8 +99,8 @@ def test_seeded_runs_are_reproducible(one_epoch_run, tmp_path):
     """Two runs of the same config (dropout on, so its RNG is seeded too) on the same machine
     end with identical weights."""
     train(one_epoch_run.config, tmp_path / "again", log=quiet)
-    first = Translator.load(one_epoch_run.run_dir).model.get_weights()
-    again = Translator.load(tmp_path / "again").model.get_weights()
+    first = load(one_epoch_run.run_dir).model.get_weights()
+    again = load(tmp_path / "again").model.get_weights()
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
 
@@ -123,10 +124,10 @@ def test_validation_bleu_is_logged_and_picks_the_best_checkpoint(toy_corpus_dir,
     assert any("val_bleu" in message for message in messages)
     # The checkpoint is the epoch with the best val_bleu: its greedy BLEU on the same
     # 5 pairs is that value.
-    from keras_nmt.evaluation import score
+    from keras_nmt.evaluation.bleu import score
 
     best = max(row["val_bleu"] for row in history[1::2])
-    translator = Translator.load(tmp_path / "run").with_decoding(beam_size=1)
+    translator = load(tmp_path / "run").with_decoding(beam_size=1)
     pairs = toy_pairs()[:5]
     hypotheses = translator.translate([s for s, _ in pairs])
     assert score(hypotheses, [t for _, t in pairs]).bleu == pytest.approx(best, abs=1e-3)
@@ -207,7 +208,7 @@ def test_callbacks_decay_the_rate_keep_the_best_weights_and_stop_on_a_scripted_m
 def test_progress_bar_shows_steps_loss_tokens_per_second_and_resumes_mid_epoch():
     import io
 
-    from keras_nmt.callbacks import TrainingProgress
+    from keras_nmt.training.callbacks import TrainingProgress
 
     tokens = {"count": 0.0}
     screen = io.StringIO()

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from keras_nmt.decoding.rows import active_rows, scatter_rows, step_rows, write_at
 from keras_nmt.decoding.step import StepFn
-from keras_nmt.tokenizer import PAD_ID
+from keras_nmt.special_ids import PAD_ID
 
 
 class DecodeResult(NamedTuple):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from keras_nmt.decoding.step import StepFn
-from keras_nmt.tokenizer import PAD_ID
+from keras_nmt.special_ids import PAD_ID
 
 
 def write_at(buffer, t, values):

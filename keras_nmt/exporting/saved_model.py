@@ -14,8 +14,9 @@ constants; it needs only TensorFlow and tensorflow-text ops to run. Signatures
 
 Layout is TF Serving's: `BASE/NAME/VERSION/` with `saved_model.pb`, `variables/` and
 `assets.extra/keras_nmt.json` (the decoding settings and signatures, for humans and for
-`keras_nmt.serving`). A version is written to a hidden temporary directory in `BASE` and
-renamed into place when complete, so TF Serving's watcher never sees half a model.
+`keras_nmt.inference.saved_model`; see `exporting.format`). A version is written to a hidden
+temporary directory in `BASE` and renamed into place when complete, so TF Serving's watcher
+never sees half a model.
 """
 
 from __future__ import annotations
@@ -29,35 +30,28 @@ import tempfile
 import keras
 import tensorflow as tf
 
-import keras_nmt
 from keras_nmt.errors import UserError
-from keras_nmt.translator import Translator
-
-# Signature name -> the outputs of `Translator.translate_text` it returns, and which decoding.
-SIGNATURES = {
-    "serving_default": ("beam", ("translation", "score")),
-    "translate_greedy": ("greedy", ("translation", "score")),
-    "translate_nbest": ("beam", ("translations", "scores")),
-    "translate_attention": (
-        "beam",
-        ("translation", "score", "attention", "source_tokens", "target_tokens"),
-    ),
-}
-INPUT_NAME = "text"
-METADATA = pathlib.Path("assets.extra") / "keras_nmt.json"
+from keras_nmt.exporting.format import (
+    SAVED_MODEL_INPUT,
+    SAVED_MODEL_METADATA,
+    SAVED_MODEL_SIGNATURES,
+    saved_model_metadata,
+)
+from keras_nmt.inference.translator import Translator
 
 
 def build_archive(translator: Translator) -> keras.export.ExportArchive:
-    """An `ExportArchive` with one endpoint per entry of `SIGNATURES`. Variables are tracked
-    through the endpoints (tracking the model as well would store every variable twice)."""
+    """An `ExportArchive` with one endpoint per entry of `SAVED_MODEL_SIGNATURES`. Variables
+    are tracked through the endpoints (tracking the model as well would store every variable
+    twice)."""
     beam_size = translator.config.decode.beam_size
     decoders = {
         "beam": translator.with_decoding(beam_size=beam_size, n_best=beam_size),
         "greedy": translator.with_decoding(beam_size=1, n_best=1),
     }
     archive = keras.export.ExportArchive()
-    spec = [tf.TensorSpec([None], tf.string, name=INPUT_NAME)]
-    for name, (decoding, keys) in SIGNATURES.items():
+    spec = [tf.TensorSpec([None], tf.string, name=SAVED_MODEL_INPUT)]
+    for name, (decoding, keys) in SAVED_MODEL_SIGNATURES.items():
         archive.add_endpoint(name, _endpoint(decoders[decoding], keys), input_signature=spec)
     return archive
 
@@ -68,28 +62,6 @@ def _endpoint(translator: Translator, keys: tuple[str, ...]):
         return {key: outputs[key] for key in keys}
 
     return endpoint
-
-
-def metadata(translator: Translator) -> dict:
-    config = translator.config
-    return {
-        "keras_nmt_version": keras_nmt.__version__,
-        "tensorflow_version": tf.__version__,
-        "input": INPUT_NAME,
-        "signatures": {name: list(keys) for name, (_, keys) in SIGNATURES.items()},
-        "decode": {
-            "beam_size": config.decode.beam_size,
-            "n_best": config.decode.beam_size,
-            "length_penalty": config.decode.length_penalty,
-            "batch_size": config.decode.batch_size,
-            "max_length_ratio": config.decode.max_length_ratio,
-            "max_length_offset": config.decode.max_length_offset,
-            "max_length": config.decode.max_length,
-        },
-        "max_input_tokens": config.export.max_input_tokens,
-        "source_vocab_size": translator.source_tokenizer.vocab_size,
-        "target_vocab_size": translator.target_tokenizer.vocab_size,
-    }
 
 
 def next_version(model_dir: pathlib.Path) -> int:
@@ -128,9 +100,14 @@ def export_saved_model(
     temporary = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}-{version}-", dir=base))
     try:
         build_archive(translator).write_out(str(temporary), verbose=False)
-        (temporary / METADATA).parent.mkdir(exist_ok=True)
-        (temporary / METADATA).write_text(
-            json.dumps(metadata(translator), indent=2) + "\n", encoding="utf-8"
+        info = saved_model_metadata(
+            translator.config,
+            translator.source_tokenizer.vocab_size,
+            translator.target_tokenizer.vocab_size,
+        )
+        (temporary / SAVED_MODEL_METADATA).parent.mkdir(exist_ok=True)
+        (temporary / SAVED_MODEL_METADATA).write_text(
+            json.dumps(info, indent=2) + "\n", encoding="utf-8"
         )
         umask = os.umask(0)
         os.umask(umask)

@@ -36,23 +36,21 @@ import tempfile
 
 import keras
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from keras_nmt.errors import UserError
-from keras_nmt.translator import Translator
-
-QUANTIZATIONS = ("none", "float16", "dynamic_range")
-SIGNATURES = {
-    "translate": ("beam", "text"),
-    "translate_greedy": ("greedy", "text"),
-    "translate_ids": ("beam", "ids"),
-}
-METADATA_NAME = "keras_nmt"
-# The only custom ops the file may contain: tensorflow-text's SentencePiece kernels.
-CUSTOM_OPS = ("TFText>FastSentencepieceTokenize", "TFText>FastSentencepieceDetokenize")
+from keras_nmt.exporting.format import (
+    TFLITE_METADATA_NAME,
+    TFLITE_QUANTIZATIONS,
+    TFLITE_SIGNATURES,
+    tflite_metadata,
+)
+from keras_nmt.inference.translator import Translator
 
 
 def build_archive(translator: Translator) -> keras.export.ExportArchive:
-    """An ExportArchive with the batch-1 endpoints of `SIGNATURES`."""
+    """An ExportArchive with the batch-1 endpoints of `TFLITE_SIGNATURES`."""
     decoders = {
         "beam": translator.with_decoding(n_best=1),
         "greedy": translator.with_decoding(beam_size=1, n_best=1),
@@ -60,10 +58,10 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
     # Any shape: each endpoint reshapes its input to one sentence (see `_endpoint`).
     specs = {
         "text": tf.TensorSpec(None, tf.string, name="text"),
-        "ids": tf.TensorSpec(None, tf.int32, name="source_ids"),
+        "source_ids": tf.TensorSpec(None, tf.int32, name="source_ids"),
     }
     archive = keras.export.ExportArchive()
-    for name, (decoding, kind) in SIGNATURES.items():
+    for name, (decoding, kind, _) in TFLITE_SIGNATURES.items():
         archive.add_endpoint(
             name, _endpoint(decoders[decoding], kind), input_signature=[specs[kind]]
         )
@@ -76,7 +74,7 @@ def _endpoint(translator: Translator, kind: str):
     translator is traced for (`[1]`, `[1, S]`): the batch dimension stays static everywhere
     after it, and more than one sentence fails in that reshape instead of being translated
     in part."""
-    if kind == "ids":
+    if kind == "source_ids":
 
         def translate_ids(source_ids):
             source_ids = tf.reshape(source_ids, [1, tf.shape(source_ids)[-1]])  # (1, S)
@@ -92,11 +90,11 @@ def _endpoint(translator: Translator, kind: str):
 
 
 def convert(saved_model_dir: str | pathlib.Path, quantize: str = "none") -> bytes:
-    """The SavedModel's `SIGNATURES` as a TFLite flatbuffer of builtins and `CUSTOM_OPS`."""
-    if quantize not in QUANTIZATIONS:
-        raise UserError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}, got {quantize}")
+    """The SavedModel's `TFLITE_SIGNATURES` as a TFLite flatbuffer of builtins and
+    `TFLITE_CUSTOM_OPS`."""
+    _check_quantize(quantize)
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model_dir), signature_keys=list(SIGNATURES)
+        str(saved_model_dir), signature_keys=list(TFLITE_SIGNATURES)
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = True
@@ -108,31 +106,14 @@ def convert(saved_model_dir: str | pathlib.Path, quantize: str = "none") -> byte
     return converter.convert()
 
 
-def metadata(translator: Translator, quantize: str) -> dict:
-    decode = translator.config.decode
-    return {
-        "signatures": {
-            "translate": {"inputs": ["text"], "outputs": ["translation", "score"]},
-            "translate_greedy": {"inputs": ["text"], "outputs": ["translation", "score"]},
-            "translate_ids": {"inputs": ["source_ids"], "outputs": ["target_ids", "score"]},
-        },
-        "decode": {
-            "beam_size": decode.beam_size,
-            "length_penalty": decode.length_penalty,
-            "max_length_ratio": decode.max_length_ratio,
-            "max_length_offset": decode.max_length_offset,
-            "max_length": decode.max_length,
-        },
-        "max_input_tokens": translator.config.export.max_input_tokens,
-        "quantize": quantize,
-    }
+def _check_quantize(quantize: str) -> None:
+    if quantize not in TFLITE_QUANTIZATIONS:
+        choices = ", ".join(TFLITE_QUANTIZATIONS)
+        raise UserError(f"--quantize: expected one of {choices}, got {quantize}")
 
 
 def add_metadata(model: bytes, name: str, value: dict) -> bytes:
     """`model` with a metadata entry `name` holding `value` as UTF-8 JSON."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
     tree = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
     buffer = schema.BufferT()
     buffer.data = bytearray(json.dumps(value).encode("utf-8"))
@@ -144,23 +125,9 @@ def add_metadata(model: bytes, name: str, value: dict) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
 
 
-def read_metadata(model: bytes, name: str = METADATA_NAME) -> dict | None:
-    """The JSON metadata entry `name` of a TFLite flatbuffer, or None."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    root = schema.Model.GetRootAs(model, 0)
-    for i in range(root.MetadataLength()):
-        entry = root.Metadata(i)
-        if entry.Name().decode() == name:
-            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
-    return None
-
-
 def operator_codes(model: bytes) -> list[str]:
     """The names of the operators a TFLite flatbuffer uses: builtins by name (e.g.
     `FULLY_CONNECTED`), custom ops by their custom code (Flex ops are `Flex...`)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
     builtins = {code: name for name, code in vars(schema.BuiltinOperator).items()}
     root = schema.Model.GetRootAs(model, 0)
     names = []
@@ -182,14 +149,15 @@ def export_tflite(
     output = pathlib.Path(output)
     if output.suffix != ".tflite":
         raise UserError(f"--output: expected a FILE.tflite, got {output}")
-    if quantize not in QUANTIZATIONS:
-        raise UserError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}, got {quantize}")
+    _check_quantize(quantize)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".keras_nmt_tflite_", dir=output.parent) as work:
         saved_model = pathlib.Path(work) / "saved_model"
         build_archive(translator).write_out(str(saved_model), verbose=False)
         model = add_metadata(
-            convert(saved_model, quantize), METADATA_NAME, metadata(translator, quantize)
+            convert(saved_model, quantize),
+            TFLITE_METADATA_NAME,
+            tflite_metadata(translator.config, quantize),
         )
         flex = [name for name in operator_codes(model) if name.startswith("Flex")]
         if flex:  # the converter was told builtins only; this guards against a regression

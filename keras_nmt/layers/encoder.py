@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_nmt.tokenizer import PAD_ID
+from keras_nmt.special_ids import PAD_ID
 
 RNN_TYPES = ("lstm", "gru")
 

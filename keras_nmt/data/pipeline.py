@@ -24,8 +24,9 @@ import dataclasses
 import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
-from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from keras_nmt.data.corpus import ParallelCorpus
+from keras_nmt.data.tokenizer import Tokenizer
+from keras_nmt.special_ids import BOS_ID, EOS_ID
 
 _TOKENIZE_BATCH = 1024
 

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer, TrainingPosition
+from keras_nmt.training.checkpoint import Checkpointer, TrainingPosition
 
 
 class FitCheckpoint(keras.callbacks.Callback):

@@ -1,4 +1,5 @@
-"""`FusedAdam`: Keras's Adam with each variable's update done by one fused TensorFlow kernel.
+"""The training optimizer: `make_optimizer(train)` builds `FusedAdam`, Keras's Adam with each
+variable's update done by one fused TensorFlow kernel.
 
 Keras 3's Adam updates a variable with about ten separate element-wise ops (two moment
 updates, a square root, a division...), each a pass over memory; for the reference model's
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from keras_nmt.config import TrainConfig
 
 
 def _handle(variable) -> tf.Tensor:
@@ -51,3 +54,13 @@ class FusedAdam(keras.optimizers.Adam):
             grad=tf.cast(gradient, dtype),
         )
         return None
+
+
+def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
+    """`FusedAdam` with `train.learning_rate` and global-norm clipping at `train.clip_norm`
+    (of the global batch's gradient: `Seq2Seq.train_step`), wrapped in a dynamic
+    `LossScaleOptimizer` for `mixed_precision: float16`. Create it in the strategy's scope."""
+    optimizer = FusedAdam(train.learning_rate, global_clipnorm=train.clip_norm or None)
+    if train.mixed_precision == "float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

@@ -20,9 +20,9 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from keras_nmt.checkpoint import Checkpointer
 from keras_nmt.errors import UserError
 from keras_nmt.run_dir import RunDir
+from keras_nmt.training.checkpoint import Checkpointer
 
 
 def epoch_checkpointer(run: RunDir, model, keep: int, write: bool = True) -> Checkpointer:
@@ -70,7 +70,7 @@ def average_run(
     Returns:
         The output directory and the averaged epochs (1-based).
     """
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.translator import Translator
 
     run = RunDir(run_dir)
     translator = Translator.load_run_dir(run.path)

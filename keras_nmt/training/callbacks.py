@@ -185,7 +185,7 @@ class ValidationBLEU(keras.callbacks.Callback):
 
     def bleu(self) -> float:
         """Greedy sacreBLEU of the translator's model on the validation subset now."""
-        from keras_nmt.evaluation import score
+        from keras_nmt.evaluation.bleu import score
 
         return score(self.translator.translate(self.sources), self.references).bleu
 

@@ -1,32 +1,31 @@
-"""`Translator`: raw text in, translations out, with tokenization and decoding in one graph.
+"""`Translator`: a trained model in process, raw text in, translations out, with tokenization
+and decoding in one graph.
 
 `Translator.translate_text` is a `tf.function` over a string batch: tokenize, truncate to
 `export.max_input_tokens` (EOS included), append EOS, encode once, decode, drop everything
 from EOS on, detokenize. Each Translator traces it once (its decoding settings are constants
 of the graph); the SavedModel export serves the same function.
 
-`TextTranslator` is what every loaded model offers (`translate`, `translate_with_scores`,
-`with_decoding`), whether it runs in process (`Translator`, from a run directory) or from an
-SavedModel export (`keras_nmt.serving.SavedModelTranslator`) or a TFLite export
-(`keras_nmt.tflite_runtime.TFLiteTranslator`); `Translator.load` picks the right one.
+It is the `TextTranslator` of a run directory (`Translator.load_run_dir`).
 """
 
 from __future__ import annotations
 
-import abc
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from keras_nmt.config import Config
+from keras_nmt.data.tokenizer import Tokenizer
 from keras_nmt.decoding import forbid_tokens, search
 from keras_nmt.errors import UserError
-from keras_nmt.losses import token_losses
-from keras_nmt.model import Seq2Seq
+from keras_nmt.inference.text_translator import TextTranslator
+from keras_nmt.models.losses import token_losses
+from keras_nmt.models.seq2seq import Seq2Seq
 from keras_nmt.run_dir import RunDir
-from keras_nmt.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
 
 
 def max_decode_lengths(source_lengths, decode) -> tf.Tensor:
@@ -34,82 +33,6 @@ def max_decode_lengths(source_lengths, decode) -> tf.Tensor:
     offset`, capped at `decode.max_length`; source lengths `(batch,)` count the EOS."""
     relative = tf.math.ceil(decode.max_length_ratio * tf.cast(source_lengths, tf.float32))
     return tf.minimum(tf.cast(relative, tf.int32) + decode.max_length_offset, decode.max_length)
-
-
-def check_exported_beam(beam_size: int | None, exported: int) -> None:
-    """An export decodes only as exported: `beam_size` must be None, 1 (its greedy
-    signature) or the exported beam."""
-    if beam_size is not None and beam_size not in (1, exported):
-        raise UserError(
-            f"--beam-size: this export decodes with beam {exported} or greedily (1), got "
-            f"{beam_size}; re-export with --set decode.beam_size={beam_size}"
-        )
-
-
-def check_exported_length_penalty(alpha: float | None, exported: float) -> None:
-    """An export's length penalty is part of its graph: `alpha` must be None or the same."""
-    if alpha is not None and alpha != exported:
-        raise UserError(
-            f"--length-penalty: this export's is {exported:g}, got {alpha:g}; re-export with "
-            f"--set decode.length_penalty={alpha:g}"
-        )
-
-
-class TextTranslator(abc.ABC):
-    """Lists of strings in, translations out; subclasses implement `translate_batch` and
-    `with_decoding`.
-
-    Attributes:
-        n_best: hypotheses returned per sentence by `translate_with_scores`.
-        batch_size: sentences per call of `translate_batch` when the caller does not say.
-    """
-
-    n_best: int = 1
-    batch_size: int = 64
-
-    @abc.abstractmethod
-    def translate_batch(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Translates one batch: UTF-8 bytes `(batch, n_best)` and float scores
-        `(batch, n_best)`, best first."""
-
-    @abc.abstractmethod
-    def with_decoding(
-        self,
-        beam_size: int | None = None,
-        n_best: int | None = None,
-        length_penalty: float | None = None,
-    ) -> TextTranslator:
-        """The same model decoding with another beam size, number of hypotheses or length
-        penalty (GNMT alpha); None keeps the current one."""
-
-    def alignment_batch(self, sentences: list[str]) -> dict[str, np.ndarray]:
-        """The best hypotheses' `attention` `(batch, T, S)`, `source_tokens` `(batch, S)` and
-        `target_tokens` `(batch, T)` (bytes, "" pads), as the `translate_attention`
-        signature returns them."""
-        raise UserError(f"{type(self).__name__} has no attention weights to show")
-
-    def translate(self, sentences: Sequence[str], batch_size: int | None = None) -> list[str]:
-        """Translates `sentences`, in batches of similar length; returns them in input order."""
-        return [
-            hypotheses[0][0] for hypotheses in self.translate_with_scores(sentences, batch_size)
-        ]
-
-    def translate_with_scores(
-        self, sentences: Sequence[str], batch_size: int | None = None
-    ) -> list[list[tuple[str, float]]]:
-        """As `translate`, with each sentence's `n_best` hypotheses and their scores (the
-        log-probability over GNMT's length penalty), best first."""
-        batch_size = batch_size or self.batch_size
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-        results: list[list[tuple[str, float]]] = [[]] * len(sentences)
-        for batch in _chunks(order, batch_size):
-            texts, scores = self.translate_batch([sentences[i] for i in batch])
-            for index, row_texts, row_scores in zip(batch, texts, scores):
-                results[index] = [
-                    (text.decode("utf-8", errors="replace"), float(score))
-                    for text, score in zip(row_texts, row_scores)
-                ]
-        return results
 
 
 class Translator(tf.Module, TextTranslator):
@@ -136,28 +59,6 @@ class Translator(tf.Module, TextTranslator):
 
     n_best = property(lambda self: self.config.decode.n_best)
     batch_size = property(lambda self: self.config.decode.batch_size)
-
-    @classmethod
-    def load(cls, path: str | pathlib.Path) -> TextTranslator:
-        """Loads a model from any of the places one can live:
-
-        - a run directory (config.yaml, the SentencePiece models, model.weights.h5): a
-          `Translator`;
-        - a SavedModel export (`BASE/NAME/VERSION`), or a model base path (`BASE/NAME`, whose
-          highest version is loaded, as TF Serving does): a `SavedModelTranslator`;
-        - a `.tflite` export: a `TFLiteTranslator` (LiteRT interpreter, one sentence a call).
-        """
-        from keras_nmt import serving
-
-        path = pathlib.Path(path)
-        if path.suffix == ".tflite":
-            from keras_nmt.tflite_runtime import TFLiteTranslator
-
-            return TFLiteTranslator.load(path)
-        export = serving.find_export(path)
-        if export is not None:
-            return serving.SavedModelTranslator.load(export)
-        return cls.load_run_dir(path)
 
     @classmethod
     def load_run_dir(cls, path: str | pathlib.Path) -> Translator:
@@ -324,8 +225,3 @@ class Translator(tf.Module, TextTranslator):
         output = self.translate_text(tf.constant(sentences, tf.string))
         keys = ("attention", "source_tokens", "target_tokens")
         return {key: output[key].numpy() for key in keys}
-
-
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

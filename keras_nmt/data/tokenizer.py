@@ -21,11 +21,7 @@ import tensorflow as tf
 import tensorflow_text
 
 from keras_nmt.errors import UserError
-
-PAD_ID = 0
-BOS_ID = 1
-EOS_ID = 2
-UNK_ID = 3
+from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 
 def train_sentencepiece(

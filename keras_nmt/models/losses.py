@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from keras_nmt.tokenizer import PAD_ID
+from keras_nmt.special_ids import PAD_ID
 
 
 class TokenLosses(NamedTuple):

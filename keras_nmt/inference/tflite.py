@@ -17,8 +17,8 @@ import pathlib
 import numpy as np
 
 from keras_nmt.errors import UserError
-from keras_nmt.exporting.tflite import read_metadata
-from keras_nmt.translator import (
+from keras_nmt.exporting.format import read_tflite_metadata
+from keras_nmt.inference.text_translator import (
     TextTranslator,
     check_exported_beam,
     check_exported_length_penalty,
@@ -48,7 +48,7 @@ class TFLiteTranslator(TextTranslator):
         except OSError as error:
             raise UserError(f"cannot read {path}: {error.strerror}") from None
         try:
-            info = read_metadata(model)
+            info = read_tflite_metadata(model)
         except Exception:  # noqa: BLE001  (not a flatbuffer at all)
             info = None
         if info is None:

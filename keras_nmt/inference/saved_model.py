@@ -6,7 +6,6 @@ what `keras-nmt translate --model export/NAME` prints is what a TF Serving clien
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import numpy as np
@@ -14,8 +13,12 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the export uses)
 
 from keras_nmt.errors import UserError
-from keras_nmt.exporting.saved_model import INPUT_NAME, METADATA
-from keras_nmt.translator import (
+from keras_nmt.exporting.format import (
+    SAVED_MODEL_INPUT,
+    SAVED_MODEL_METADATA,
+    read_saved_model_metadata,
+)
+from keras_nmt.inference.text_translator import (
     TextTranslator,
     check_exported_beam,
     check_exported_length_penalty,
@@ -53,9 +56,11 @@ class SavedModelTranslator(TextTranslator):
     def load(cls, path: str | pathlib.Path) -> SavedModelTranslator:
         path = pathlib.Path(path)
         try:
-            info = json.loads((path / METADATA).read_text(encoding="utf-8"))
+            info = read_saved_model_metadata(path)
         except (OSError, ValueError) as error:
-            raise UserError(f"{path} is not a keras-nmt export ({METADATA}: {error})") from None
+            raise UserError(
+                f"{path} is not a keras-nmt export ({SAVED_MODEL_METADATA}: {error})"
+            ) from None
         return cls(tf.saved_model.load(str(path)), path, info)
 
     def with_decoding(
@@ -86,14 +91,14 @@ class SavedModelTranslator(TextTranslator):
     def alignment_batch(self, sentences: list[str]) -> dict[str, np.ndarray]:
         """From the `translate_attention` signature (the exported beam search)."""
         outputs = self.loaded.signatures["translate_attention"](
-            **{INPUT_NAME: tf.constant(sentences, tf.string)}
+            **{SAVED_MODEL_INPUT: tf.constant(sentences, tf.string)}
         )
         keys = ("attention", "source_tokens", "target_tokens")
         return {key: outputs[key].numpy() for key in keys}
 
     def translate_batch(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
         function = self.loaded.signatures[self.signature]
-        outputs = function(**{INPUT_NAME: tf.constant(sentences, tf.string)})
+        outputs = function(**{SAVED_MODEL_INPUT: tf.constant(sentences, tf.string)})
         if self.signature == "translate_nbest":
             return (
                 outputs["translations"].numpy()[:, : self.n_best],

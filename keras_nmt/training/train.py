@@ -27,24 +27,9 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from keras_nmt.averaging import average_run, epoch_checkpointer
-from keras_nmt.callbacks import (
-    EpochLogger,
-    EpochWeights,
-    TimeBudget,
-    TokenThroughput,
-    TrainingProgress,
-    ValidationBLEU,
-)
 from keras_nmt.config import Config, DataConfig, TrainConfig
-from keras_nmt.corpus import ParallelCorpus
-from keras_nmt.distribute import any_worker, is_chief, make_strategy, replicas_per_pipeline
-from keras_nmt.errors import ConfigError, UserError
-from keras_nmt.fit_checkpoint import FitCheckpoint
-from keras_nmt.fused_adam import FusedAdam
-from keras_nmt.losses import MaskedNLL
-from keras_nmt.model import Seq2Seq
-from keras_nmt.pipeline import (
+from keras_nmt.data.corpus import ParallelCorpus
+from keras_nmt.data.pipeline import (
     FilterCounts,
     count_batches,
     count_filtered,
@@ -52,8 +37,23 @@ from keras_nmt.pipeline import (
     make_dataset,
     tokenized_corpus,
 )
+from keras_nmt.data.tokenizer import Tokenizer, train_sentencepiece, write_model
+from keras_nmt.errors import ConfigError, UserError
+from keras_nmt.models.losses import MaskedNLL
+from keras_nmt.models.seq2seq import Seq2Seq
 from keras_nmt.run_dir import RunDir
-from keras_nmt.tokenizer import Tokenizer, train_sentencepiece, write_model
+from keras_nmt.training.averaging import average_run, epoch_checkpointer
+from keras_nmt.training.callbacks import (
+    EpochLogger,
+    EpochWeights,
+    TimeBudget,
+    TokenThroughput,
+    TrainingProgress,
+    ValidationBLEU,
+)
+from keras_nmt.training.distribute import any_worker, is_chief, make_strategy, replicas_per_pipeline
+from keras_nmt.training.fit_checkpoint import FitCheckpoint
+from keras_nmt.training.optimizer import make_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +164,7 @@ def build_model(config: Config, source_vocab_size: int, target_vocab_size: int) 
 def validation_bleu(model, source_tokenizer, target_tokenizer, config: Config) -> ValidationBLEU:
     """The `ValidationBLEU` callback on the first `train.validation_bleu_sentences` pairs of
     the validation corpus."""
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.translator import Translator
 
     _, valid_corpus = corpora(config)
     limit = config.train.validation_bleu_sentences
@@ -205,16 +205,6 @@ def epoch_dataset(tokenized: tf.data.Dataset, data: DataConfig, per_replica: Tra
         return batches
 
     return make
-
-
-def make_optimizer(train: TrainConfig) -> keras.optimizers.Optimizer:
-    """`FusedAdam` with `train.learning_rate` and global-norm clipping at `train.clip_norm`
-    (of the global batch's gradient: `Seq2Seq.train_step`), wrapped in a dynamic
-    `LossScaleOptimizer` for `mixed_precision: float16`. Create it in the strategy's scope."""
-    optimizer = FusedAdam(train.learning_rate, global_clipnorm=train.clip_norm or None)
-    if train.mixed_precision == "float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
 
 
 def _per_replica_batch_size(config: Config, replicas: int) -> TrainConfig:
@@ -516,7 +506,7 @@ def _average(
     log: Callable[[str], None],
 ) -> None:
     """Writes `run.averaged` (see `averaging`) and logs its greedy validation BLEU."""
-    from keras_nmt.translator import Translator
+    from keras_nmt.inference.translator import Translator
 
     path, epochs = average_run(run.path, run.averaged, config.train.average_last_epochs)
     message = f"averaged the weights of epochs {epochs[0]}-{epochs[-1]} into {path}"

@@ -1,6 +1,6 @@
 """`quickstart(run_dir)`: the main job on the embedded corpus, on a machine with no internet.
 
-Writes the corpus splits into `run_dir/data`, trains with `keras_nmt/quickstart.yaml`,
+Writes the corpus splits into `run_dir/data`, trains with `keras_nmt/quickstart/config.yaml`,
 scores the test split with sacreBLEU, translates a few examples, and exports the model as a
 SavedModel for TF Serving (`export_dir/quickstart/VERSION`, skipped when `export_dir` is None).
 """
@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import yaml
 
-from keras_nmt import default_corpus
 from keras_nmt.config import Config
-from keras_nmt.evaluation import Scores, evaluate
-from keras_nmt.training import say, train
-from keras_nmt.translator import Translator
+from keras_nmt.evaluation.bleu import Scores, evaluate
+from keras_nmt.inference.loading import load
+from keras_nmt.quickstart import corpus as default_corpus
+from keras_nmt.training.train import say, train
 
 EXAMPLES = (
     "Yesterday he bought twenty-one apples.",
@@ -29,7 +29,7 @@ EXAMPLES = (
 
 def quickstart_config(run_dir: str | pathlib.Path, overrides=()) -> Config:
     raw = yaml.safe_load(
-        importlib.resources.files("keras_nmt").joinpath("quickstart.yaml").read_text("utf-8")
+        importlib.resources.files("keras_nmt.quickstart").joinpath("config.yaml").read_text("utf-8")
     )
     raw["data"]["dir"] = str(pathlib.Path(run_dir) / "data")
     return Config.from_dict(raw, overrides)
@@ -48,14 +48,14 @@ def quickstart(
     paths = default_corpus.write_corpus(config.data.dir)
     log(f"corpus written to {config.data.dir}: " + ", ".join(paths))
     train(config, run_dir, log=log)
-    translator = Translator.load(run_dir)
+    translator = load(run_dir)
     source, reference = paths["test"]
     scores = evaluate(translator, source, reference)
     log(f"test set ({source.name}, {scores.sentences} sentences):")
     log(str(scores))
     for sentence, translation in zip(EXAMPLES, translator.translate(list(EXAMPLES))):
         log(f"  {sentence}\n  -> {translation}")
-    from keras_nmt.plotting import plot_translations
+    from keras_nmt.evaluation.attention_plot import plot_translations
 
     [picture] = plot_translations(translator, EXAMPLES[:1], [run_dir / "attention.png"])
     log(f"attention of the first example: {picture}")

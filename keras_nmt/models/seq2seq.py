@@ -22,8 +22,8 @@ from keras_nmt.config import ModelConfig
 from keras_nmt.layers.bridge import Bridge
 from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.encoder import Encoder
-from keras_nmt.losses import MaskedNLL, token_losses
-from keras_nmt.tokenizer import PAD_ID
+from keras_nmt.models.losses import MaskedNLL, token_losses
+from keras_nmt.special_ids import PAD_ID
 
 # The running sums behind the logs of `train_step` and `test_step`, in this order.
 _SUM_NAMES = ("loss_sum", "nll_sum", "correct_tokens", "target_tokens")
@@ -208,7 +208,7 @@ class Seq2Seq(keras.Model):
                 (`pipeline.group_micro_batches`), which `train_step` weighs by their token
                 counts; Keras's `gradient_accumulation_steps` would weigh each micro-batch's
                 mean gradient the same (and with R > 1 replicas clip each apart).
-            loss: `None` or a `keras_nmt.losses.MaskedNLL`, the loss the steps minimise and
+            loss: `None` or a `keras_nmt.models.losses.MaskedNLL`, the loss the steps minimise and
                 log: `MaskedNLL(label_smoothing)` sets the label smoothing (`None`: none).
                 The steps compute its value from the non-PAD positions only (`token_sums`),
                 which equals it on the padded logits; `compute_loss` gives the padded one.
@@ -219,7 +219,7 @@ class Seq2Seq(keras.Model):
             loss = MaskedNLL()
         if not isinstance(loss, MaskedNLL):
             raise ValueError(
-                f"loss: expected None or a keras_nmt.losses.MaskedNLL, received {loss!r}"
+                f"loss: expected None or a keras_nmt.models.losses.MaskedNLL, received {loss!r}"
             )
         for name in ("metrics", "weighted_metrics", "loss_weights"):
             if kwargs.get(name) is not None:

@@ -8,7 +8,7 @@ import pathlib
 
 import sacrebleu
 
-from keras_nmt.corpus import ParallelCorpus
+from keras_nmt.data.corpus import ParallelCorpus
 from keras_nmt.errors import DataError
 
 
