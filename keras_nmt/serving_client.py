@@ -210,15 +210,18 @@ def _decoded(value):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        "python -m keras_nmt.serving_client", description="Translate with TF Serving."
+        "python -m keras_nmt.serving_client",
+        description="Translate with a model TF Serving serves.",
     )
-    parser.add_argument("sentences", nargs="*", metavar="SENTENCE", help="else one a stdin line")
+    parser.add_argument(
+        "sentences", nargs="*", metavar="SENTENCE", help="default: one per stdin line"
+    )
     parser.add_argument("--model", required=True, help="the model name the server serves")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, help="default 8501 (REST), 8500 with --grpc")
     parser.add_argument("--grpc", action="store_true", help="gRPC (needs tensorflow-serving-api)")
     parser.add_argument("--version", type=int, help="a model version (default: the latest)")
-    parser.add_argument("--signature", default=DEFAULT_SIGNATURE)
+    parser.add_argument("--signature", default=DEFAULT_SIGNATURE, help="default: %(default)s")
     parser.add_argument("--nbest", action="store_true", help="print INDEX ||| TEXT ||| SCORE")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per request")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
