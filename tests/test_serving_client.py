@@ -1,9 +1,9 @@
 """keras_nmt.serving_client against the toy export's real signatures, served in process.
 
-Two small servers stand for TF Serving and answer only what its documentation specifies: an
-`http.server` handler for the REST API (row-format JSON, `{"error": ...}` with an HTTP status)
-and a `grpc.server` with servicers of tensorflow-serving-api (outputs as
-`tf.make_tensor_proto`). Both call the loaded SavedModel's signatures; every expected
+Two small servers stand for TF Serving, speaking its documented wire formats for one model,
+"toy", version 1: an `http.server` handler for the REST API (row-format JSON, `{"error": ...}`
+with an HTTP status) and a `grpc.server` with tensorflow-serving-api's servicers (outputs made
+by `tf.make_tensor_proto`). Both call the loaded SavedModel's signatures; every expected
 translation comes from `SavedModelTranslator` on the same export.
 """
 
