@@ -19,15 +19,16 @@ quickstart: $(STAMP)
 	$(BIN)/keras-nmt quickstart --run-dir $(RUN_DIR)
 
 test: $(STAMP)
-	$(BIN)/ruff check keras_nmt tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
+# Every Python file of the repository; pyproject.toml's [tool.ruff] excludes the virtualenv.
 lint: $(STAMP)
-	$(BIN)/ruff check keras_nmt tests benchmarks
-	$(BIN)/ruff format --check keras_nmt tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf runs build *.egg-info .pytest_cache

@@ -63,6 +63,6 @@ def quickstart(
         from keras_nmt.exporting.saved_model import export_saved_model
 
         exported = export_saved_model(translator, export_dir, "quickstart")
-        log(f"SavedModel for TF Serving: {exported} (see export/README.md)")
+        log(f"SavedModel for TF Serving: {exported} (see docs/serving.md)")
     log(f"quickstart finished in {time.perf_counter() - start:.0f} s; model in {run_dir}")
     return scores
