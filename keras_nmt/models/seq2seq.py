@@ -174,9 +174,12 @@ class Seq2Seq(keras.Model):
             `(logits (N, V) float32, labels (N,))` for the N non-PAD positions.
         """
         state, memory = self.encode(inputs["source"], training=training)
-        states = self.decoder.states(inputs["decoder_input"], state, memory, training=training)
+        attentional = self.decoder.attentional_states(
+            inputs["decoder_input"], state, memory, training=training
+        )  # (batch, T, units)
         real = ops.not_equal(labels, PAD_ID)
-        return self.decoder.logits(tf.boolean_mask(states, real)), tf.boolean_mask(labels, real)
+        logits = self.decoder.logits(tf.boolean_mask(attentional, real))  # (N, V)
+        return logits, tf.boolean_mask(labels, real)
 
     def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False):
         """`(4,)` float32 sums over the batch's non-PAD target tokens: token loss (with
