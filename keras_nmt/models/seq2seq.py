@@ -25,6 +25,7 @@ from keras_nmt.layers.encoder import Encoder
 from keras_nmt.models.losses import MaskedNLL, token_losses
 from keras_nmt.special_ids import PAD_ID
 
+_DEFAULT = ModelConfig()  # the defaults of `Seq2Seq`'s architecture arguments
 # The running sums behind the logs of `train_step` and `test_step`, in this order.
 _SUM_NAMES = ("loss_sum", "nll_sum", "correct_tokens", "target_tokens")
 _LOSS, _NLL, _CORRECT, _TOKENS = range(len(_SUM_NAMES))
@@ -61,19 +62,19 @@ class Seq2Seq(keras.Model):
         self,
         source_vocab_size: int,
         target_vocab_size: int,
-        rnn_type: str = "lstm",
-        embedding_dim: int = 256,
-        encoder_layers: int = 1,
-        encoder_units: int = 256,
-        bidirectional: bool = True,
-        decoder_layers: int = 1,
-        decoder_units: int = 256,
-        attention: str = "general",
-        attention_units: int | None = None,
-        input_feeding: bool = True,
-        bridge: str = "project",
-        dropout: float = 0.2,
-        tie_embeddings: bool = False,
+        rnn_type: str = _DEFAULT.rnn_type,
+        embedding_dim: int = _DEFAULT.embedding_dim,
+        encoder_layers: int = _DEFAULT.encoder_layers,
+        encoder_units: int = _DEFAULT.encoder_units,
+        bidirectional: bool = _DEFAULT.bidirectional,
+        decoder_layers: int = _DEFAULT.decoder_layers,
+        decoder_units: int = _DEFAULT.decoder_units,
+        attention: str = _DEFAULT.attention,
+        attention_units: int | None = _DEFAULT.attention_units,
+        input_feeding: bool = _DEFAULT.input_feeding,
+        bridge: str = _DEFAULT.bridge,
+        dropout: float = _DEFAULT.dropout,
+        tie_embeddings: bool = _DEFAULT.tie_embeddings,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,31 +83,14 @@ class Seq2Seq(keras.Model):
         self.supports_jit = False
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
-        self.model_config = ModelConfig(
-            rnn_type=rnn_type,
-            embedding_dim=embedding_dim,
-            encoder_layers=encoder_layers,
-            encoder_units=encoder_units,
-            bidirectional=bidirectional,
-            decoder_layers=decoder_layers,
-            decoder_units=decoder_units,
-            attention=attention,
-            attention_units=attention_units,
-            input_feeding=input_feeding,
-            bridge=bridge,
-            dropout=dropout,
-            tie_embeddings=tie_embeddings,
-        )
-        self.encoder = Encoder(
-            source_vocab_size,
-            embedding_dim,
-            encoder_units,
-            num_layers=encoder_layers,
-            rnn_type=rnn_type,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            name="encoder",
-        )
+        self.model_config = config = ModelConfig(
+            rnn_type=rnn_type, embedding_dim=embedding_dim, encoder_layers=encoder_layers,
+            encoder_units=encoder_units, bidirectional=bidirectional,
+            decoder_layers=decoder_layers, decoder_units=decoder_units, attention=attention,
+            attention_units=attention_units, input_feeding=input_feeding, bridge=bridge,
+            dropout=dropout, tie_embeddings=tie_embeddings,
+        )  # fmt: skip
+        self.encoder = _encoder(source_vocab_size, config)
         self.bridge = Bridge(
             bridge,
             decoder_units,
@@ -114,20 +98,7 @@ class Seq2Seq(keras.Model):
             states_per_cell=self.encoder.states_per_cell,
             name="bridge",
         )
-        self.decoder = Decoder(
-            target_vocab_size,
-            embedding_dim,
-            memory_dim=encoder_units,
-            units=decoder_units,
-            num_layers=decoder_layers,
-            rnn_type=rnn_type,
-            attention=attention,
-            attention_units=attention_units,
-            input_feeding=input_feeding,
-            dropout=dropout,
-            tie_embeddings=tie_embeddings,
-            name="decoder",
-        )
+        self.decoder = _decoder(target_vocab_size, config)
         # Float64: a float32 count stops being exact past 2^24 tokens.
         self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _SUM_NAMES]
 
@@ -415,6 +386,36 @@ class Seq2Seq(keras.Model):
             "target_vocab_size": self.target_vocab_size,
             **dataclasses.asdict(self.model_config),
         }
+
+
+def _encoder(vocab_size: int, config: ModelConfig) -> Encoder:
+    return Encoder(
+        vocab_size,
+        config.embedding_dim,
+        config.encoder_units,
+        num_layers=config.encoder_layers,
+        rnn_type=config.rnn_type,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        name="encoder",
+    )
+
+
+def _decoder(vocab_size: int, config: ModelConfig) -> Decoder:
+    return Decoder(
+        vocab_size,
+        config.embedding_dim,
+        memory_dim=config.encoder_units,
+        units=config.decoder_units,
+        num_layers=config.decoder_layers,
+        rnn_type=config.rnn_type,
+        attention=config.attention,
+        attention_units=config.attention_units,
+        input_feeding=config.input_feeding,
+        dropout=config.dropout,
+        tie_embeddings=config.tie_embeddings,
+        name="decoder",
+    )
 
 
 def _unpack(data):
