@@ -246,9 +246,9 @@ def _next_step(step: StepFn, previous: _NextStep, token, origin, finished) -> _N
 def _n_best(
     hypotheses: _Hypotheses, beam_size: int, alpha: float, n_best: int, end_id: int
 ) -> BeamResult:
-    """Each sentence's `n_best` best hypotheses by score, ranked once more after the last
-    step (every step ranks the beams by the scores they had before it); their lengths
-    without EOS, and the best one's attention weights."""
+    """Each sentence's `n_best` best hypotheses by score, best first (the beams are ranked at
+    every step, and once more here after the last), their lengths without EOS, and the best
+    one's attention weights."""
     scores = normalised_score(hypotheses.log_probs, hypotheses.lengths, alpha)
     scores = tf.reshape(scores, [-1, beam_size])  # (batch, k)
     batch, length = tf.shape(scores)[0], tf.shape(hypotheses.tokens)[1]
