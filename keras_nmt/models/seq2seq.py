@@ -22,13 +22,14 @@ from keras_nmt.config import ModelConfig
 from keras_nmt.layers.bridge import Bridge
 from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.encoder import Encoder
-from keras_nmt.models.losses import MaskedNLL, token_losses
+from keras_nmt.models.losses import MaskedNLL, TokenSums, token_losses
 from keras_nmt.special_ids import PAD_ID
 
 _DEFAULT = ModelConfig()  # the defaults of `Seq2Seq`'s architecture arguments
-# The running sums behind the logs of `train_step` and `test_step`, in this order.
-_SUM_NAMES = ("loss_sum", "nll_sum", "correct_tokens", "target_tokens")
-_LOSS, _NLL, _CORRECT, _TOKENS = range(len(_SUM_NAMES))
+# The names of the metrics that hold the running sums behind the logs (`Seq2Seq.metrics`).
+_METRIC_NAMES = TokenSums(
+    loss="loss_sum", nll="nll_sum", correct="correct_tokens", tokens="target_tokens"
+)
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -100,7 +101,7 @@ class Seq2Seq(keras.Model):
         )
         self.decoder = _decoder(target_vocab_size, config)
         # Float64: a float32 count stops being exact past 2^24 tokens.
-        self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _SUM_NAMES]
+        self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _METRIC_NAMES]
 
     @classmethod
     def from_model_config(
@@ -152,23 +153,15 @@ class Seq2Seq(keras.Model):
         logits = self.decoder.logits(tf.boolean_mask(attentional, real))  # (N, V)
         return logits, tf.boolean_mask(labels, real)
 
-    def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False):
-        """`(4,)` float32 sums over the batch's non-PAD target tokens: token loss (with
-        `label_smoothing`), NLL, correct predictions (highest logit), tokens.
+    def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False) -> TokenSums:
+        """The float32 `TokenSums` over the batch's non-PAD target tokens, the token losses
+        with `label_smoothing`.
 
         Args:
             inputs, labels: as `packed_logits`.
         """
         logits, packed = self.packed_logits(inputs, labels, training=training)
-        losses = token_losses(packed, logits, label_smoothing)
-        return tf.stack(
-            [
-                tf.reduce_sum(losses.loss),
-                tf.reduce_sum(losses.nll),
-                tf.reduce_sum(tf.cast(losses.correct, tf.float32)),
-                tf.cast(tf.size(packed), tf.float32),
-            ]
-        )
+        return TokenSums.of(token_losses(packed, logits, label_smoothing))
 
     # -- Keras's training loop -------------------------------------------------------------
 
@@ -215,12 +208,12 @@ class Seq2Seq(keras.Model):
 
     @property
     def metrics(self):
-        """The running sums behind the logs (`keras.metrics.Sum`, float64): token loss, NLL,
-        correct predictions and tokens over the non-PAD target tokens seen since the last
-        reset. `fit` resets them at every epoch, `evaluate` (`fit`'s validation too, once the
-        epoch's logs are taken) before it starts. Each replica adds the global batch's sums,
-        so within a replica they are the global sums (read across replicas they are R times
-        that; the logs are ratios either way)."""
+        """The running sums behind the logs (`keras.metrics.Sum`, float64), the fields of
+        `TokenSums` in order: token loss, NLL, correct predictions and tokens over the non-PAD
+        target tokens seen since the last reset. `fit` resets them at every epoch, `evaluate`
+        (`fit`'s validation too, once the epoch's logs are taken) before it starts. Each
+        replica adds the global batch's sums, so within a replica they are the global sums
+        (read across replicas they are R times that; the logs are ratios either way)."""
         return list(self._token_sums)
 
     # `fit` and `evaluate` call `make_train_function()`/`make_test_function()` and then the
@@ -308,21 +301,21 @@ class Seq2Seq(keras.Model):
         else:
             gradients, sums = self._accumulated_gradients(inputs, labels, tokens)
         self.optimizer.apply(self._replica_gradients(gradients), self.trainable_variables)
-        return self._logs(context.all_reduce(_SUM, sums))
+        return self._logs(_summed_over_replicas(sums))
 
     def test_step(self, data):
         """`train_step`'s sums without a gradient (`training=False`): the same logs over the
         evaluated batches (`val_loss`... in `fit`)."""
         inputs, labels = _unpack(data)
         sums = self.token_sums(inputs, labels, self.loss.label_smoothing)
-        return self._logs(tf.distribute.get_replica_context().all_reduce(_SUM, sums))
+        return self._logs(_summed_over_replicas(sums))
 
     def _gradients(self, inputs, labels, tokens):
-        """The gradients of one batch's summed token loss over `tokens`, and its `(4,)`
-        sums (`token_sums`)."""
+        """The gradients of one batch's summed token loss over `tokens`, and its
+        `TokenSums` (`token_sums`)."""
         with tf.GradientTape() as tape:
             sums = self.token_sums(inputs, labels, self.loss.label_smoothing, training=True)
-            loss = self.optimizer.scale_loss(sums[_LOSS] / tokens)
+            loss = self.optimizer.scale_loss(sums.loss / tokens)
         # Embedding gradients come as IndexedSlices, a row per token occurrence: dense, or
         # Keras's clipping would add up the squares of a repeated token's rows, not of their sum.
         gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.trainable_variables)]
@@ -332,12 +325,12 @@ class Seq2Seq(keras.Model):
         """`_gradients` summed over a group of micro-batches `(n, batch, length)`, each
         trimmed of the rows and columns that `group_micro_batches` padded it with."""
         gradients = [tf.zeros_like(v) for v in self.trainable_variables]
-        sums = tf.zeros([len(_SUM_NAMES)])
+        sums = TokenSums.zeros()
         for i in tf.range(tf.shape(labels)[0]):
             micro_inputs, micro_labels = _trimmed({k: v[i] for k, v in inputs.items()}, labels[i])
             more_gradients, more_sums = self._gradients(micro_inputs, micro_labels, tokens)
             gradients = [a + b for a, b in zip(gradients, more_gradients)]
-            sums += more_sums
+            sums = sums.plus(more_sums)
         return gradients, sums
 
     def _replica_gradients(self, gradients):
@@ -351,16 +344,16 @@ class Seq2Seq(keras.Model):
         clipped = _clipped([g / scale for g in total], self.optimizer)
         return [g * (scale / replicas) for g in clipped]
 
-    def _logs(self, totals):
-        """Adds the global batch's `totals` `(4,)` to the running sums; returns the logs."""
-        for metric, value in zip(self._token_sums, tf.unstack(totals)):
+    def _logs(self, totals: TokenSums):
+        """Adds the global batch's `totals` to the running sums; returns the logs."""
+        for metric, value in zip(self._token_sums, totals):
             metric.update_state(value)
-        loss, nll, correct, tokens = (metric.result() for metric in self._token_sums)
-        tokens = tf.maximum(tokens, 1.0)
+        sums = TokenSums(*(metric.result() for metric in self._token_sums))
+        tokens = tf.maximum(sums.tokens, 1.0)
         return {
-            "loss": loss / tokens,
-            "perplexity": tf.exp(tf.minimum(nll / tokens, 700.0)),
-            "token_accuracy": correct / tokens,
+            "loss": sums.loss / tokens,
+            "perplexity": tf.exp(tf.minimum(sums.nll / tokens, 700.0)),
+            "token_accuracy": sums.correct / tokens,
         }
 
     # -- decoding --------------------------------------------------------------------------
@@ -416,6 +409,12 @@ def _decoder(vocab_size: int, config: ModelConfig) -> Decoder:
         tie_embeddings=config.tie_embeddings,
         name="decoder",
     )
+
+
+def _summed_over_replicas(sums: TokenSums) -> TokenSums:
+    """`sums` added up over the replicas in sync, in one all-reduce."""
+    total = tf.distribute.get_replica_context().all_reduce(_SUM, tf.stack(sums))
+    return TokenSums(*tf.unstack(total))
 
 
 def _unpack(data):
