@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.decoding import beam_search, forbid_tokens, greedy_search, length_penalty, search
+from keras_nmt.decoding import (
+    beam_search,
+    forbid_tokens,
+    greedy_search,
+    length_penalty,
+    normalised_score,
+    search,
+)
 from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
 from tests.test_model import SOURCE, small_model
 
@@ -61,6 +68,25 @@ def test_length_penalty_normalises_scores():
     expected = sorted([np.log(0.36) / lp(2), np.log(0.6 * 0.35**3) / lp(4)], reverse=True)
     np.testing.assert_allclose(result.scores[0], expected, rtol=1e-5)
     np.testing.assert_allclose(length_penalty(tf.constant(4.0), 0.6), (9 / 6) ** 0.6, rtol=1e-6)
+
+
+# As TABLE, but after A EOS is the most probable: greedy ends with EOS too.
+EOS_AFTER_A = [row if index != A else [0, 0, 0.5, 0.25, 0.25] for index, row in enumerate(TABLE)]
+
+
+def test_normalised_score_is_the_score_beam_and_greedy_search_return():
+    """One function scores a finished hypothesis, EOS counted in its length: beam search's
+    n best (B EOS, A EOS) and greedy search's (A EOS) through `search`."""
+    alpha = 0.6
+    expected = normalised_score(tf.math.log([0.4 * 0.9, 0.6 * 0.5]), [2, 2], alpha)
+    beam = run(beam_search, EOS_AFTER_A, 4, beam_size=2, n_best=2, length_penalty_alpha=alpha)
+    assert beam.tokens.numpy()[0, :, :2].tolist() == [[B, EOS_ID], [A, EOS_ID]]
+    np.testing.assert_allclose(beam.scores[0], expected, rtol=1e-6)
+    greedy = run(search, EOS_AFTER_A, 4, beam_size=1, length_penalty_alpha=alpha)
+    assert greedy.tokens.numpy()[0, 0, :2].tolist() == [A, EOS_ID]
+    np.testing.assert_allclose(greedy.scores[0], expected[1:], rtol=1e-6)
+    # Without EOS in the length, the scores would differ: the test tells them apart.
+    assert abs(float(normalised_score(np.log(0.3), 1, alpha)) - float(expected[1])) > 0.05
 
 
 def exhaustive_best(table, max_length, alpha):

@@ -203,7 +203,7 @@ def test_the_clipped_run_clips():
     inputs, labels = batches()[0]
     with tf.GradientTape() as tape:
         sums = model.token_sums(inputs, labels, 0.1, training=True)
-        loss = sums[0] / sums[3]
+        loss = sums.loss / sums.tokens
     norm = tf.linalg.global_norm(
         [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
     )

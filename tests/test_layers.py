@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_nmt.layers import (
+    AdditiveScore,
     BahdanauAttention,
     Bridge,
     Decoder,
@@ -18,6 +19,7 @@ from keras_nmt.layers import (
 LAYERS = [
     Encoder(30, 8, 12, num_layers=2, rnn_type="gru", bidirectional=True, dropout=0.1),
     Bridge("project", 16, decoder_layers=2, states_per_cell=2),
+    AdditiveScore(9, query_bias=False),
     BahdanauAttention(7),
     LuongAttention("concat", 5),
     Generator(11, tied=True),
@@ -84,6 +86,33 @@ def test_attention_is_a_masked_distribution(attention):
     noisy_context, noisy_weights = attention(query[:1], attention.keys(noisy), noisy, mask[:1])
     np.testing.assert_allclose(noisy_context, context[:1], atol=1e-5)
     np.testing.assert_allclose(noisy_weights, weights[:1], atol=1e-6)
+
+
+def test_additive_score_is_bahdanau_and_luong_concat():
+    """One `AdditiveScore` gives Bahdanau's `v^T tanh(W_q q + b + W_k k_s)` and Luong's
+    concat `v^T tanh(W_a [h_t; h_s])`, with `W_a` the query and key matrices stacked."""
+    rng = np.random.default_rng(1)
+    query = rng.normal(size=(2, 10)).astype("float32")
+    memory = rng.normal(size=(2, 5, 8)).astype("float32")
+    mask = tf.constant([[True, True, True, False, False], [True] * 5])
+    for layer in (BahdanauAttention(6), LuongAttention("concat", 6)):
+        layer.build((None, 10), (None, None, 8))
+        for variable in layer.weights:  # non-zero biases, so a missing one would show
+            variable.assign(rng.normal(size=variable.shape).astype("float32"))
+        additive = layer.additive
+        w_q, w_k = additive.query_dense.kernel.numpy(), additive.key_dense.kernel.numpy()
+        v = additive.score_dense.kernel.numpy()[:, 0]
+        if isinstance(layer, BahdanauAttention):
+            hidden = (query @ w_q + additive.query_dense.bias.numpy())[:, None] + memory @ w_k
+        else:
+            assert [w.name for w in layer.weights] == ["kernel"] * 3  # no bias
+            h_t = np.broadcast_to(query[:, None], (2, 5, 10))
+            hidden = np.concatenate([h_t, memory], -1) @ np.concatenate([w_q, w_k], 0)
+        scores = np.where(mask, np.tanh(hidden) @ v, -np.inf)
+        expected = np.exp(scores - scores.max(-1, keepdims=True))
+        expected /= expected.sum(-1, keepdims=True)
+        _, weights = layer(tf.constant(query), layer.keys(tf.constant(memory)), memory, mask)
+        np.testing.assert_allclose(weights, expected, atol=1e-5)
 
 
 def test_dot_attention_rejects_mismatched_widths():

@@ -8,8 +8,9 @@ per sentence that a step reads (e.g. the encoder memory) is in the state. A leaf
 returns unchanged (the very tensor it was given) is taken for a per-sentence constant.
 """
 
-from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
+from keras_nmt.decoding.beam_search import BeamResult, beam_search
 from keras_nmt.decoding.greedy import DecodeResult, greedy_search
+from keras_nmt.decoding.scoring import length_penalty, normalised_score
 from keras_nmt.decoding.search import search
 from keras_nmt.decoding.step import forbid_tokens
 
@@ -20,5 +21,6 @@ __all__ = [
     "forbid_tokens",
     "greedy_search",
     "length_penalty",
+    "normalised_score",
     "search",
 ]

@@ -27,6 +27,38 @@ class DecodeResult(NamedTuple):
     attention: tf.Tensor
 
 
+class _Decoded(NamedTuple):
+    """What greedy search has emitted so far, for each of the `batch` sentences.
+
+    tokens: `(batch, L)` int32, the tokens emitted, then PAD.
+    weights: `(batch, L, S)`, the attention weights of each emitted token (0 past the end).
+    finished: `(batch,)` bool.
+    lengths: `(batch,)` int32, the tokens emitted before EOS.
+    scores: `(batch,)` float32, the sum of the emitted tokens' log-probabilities.
+    """
+
+    tokens: tf.Tensor
+    weights: tf.Tensor
+    finished: tf.Tensor
+    lengths: tf.Tensor
+    scores: tf.Tensor
+
+
+class _NextStep(NamedTuple):
+    """The step after each sentence's last token (zeros for the sentences not stepped).
+
+    token: `(batch,)` int32, its most probable next token.
+    log_prob: `(batch,)` float32, that token's log-probability.
+    state: the step state, leaves `(batch, ...)`.
+    attention: `(batch, S)`, the step's attention weights.
+    """
+
+    token: tf.Tensor
+    log_prob: tf.Tensor
+    state: Any
+    attention: tf.Tensor
+
+
 def greedy_search(
     step: StepFn,
     start_ids: tf.Tensor,
@@ -46,49 +78,71 @@ def greedy_search(
     Returns:
         A `DecodeResult`.
     """
-    batch = tf.shape(start_ids)[0]
     max_lengths = tf.cast(max_lengths, tf.int32)
     length = tf.reduce_max(tf.concat([max_lengths, [0]], axis=0))
-
-    def choose(log_probs):
-        """`(n, V)` -> the best token `(n,)` and its log-probability `(n,)` float32."""
-        best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
-        return best, tf.cast(tf.gather(log_probs, best, axis=1, batch_dims=1), tf.float32)
-
     log_probs, state, attention = step(start_ids, initial_state)
-    best, best_log_prob = choose(log_probs)
-    tokens = tf.fill([batch, length], PAD_ID)
-    weights = tf.zeros([batch, length, tf.shape(attention)[1]], attention.dtype)
-    finished = tf.less_equal(max_lengths, 0)
-    lengths = tf.zeros([batch], tf.int32)
-    scores = tf.zeros([batch], tf.float32)
+    next_step = _NextStep(*_best_token(log_probs), state, attention)
+    decoded = _nothing_decoded(max_lengths, length, attention)
 
-    def body(t, best, best_log_prob, state, attention, tokens, weights, finished, lengths, scores):
-        token = tf.where(finished, PAD_ID, best)
-        tokens = write_at(tokens, t, token)
-        weights = write_at(weights, t, tf.where(finished[:, None], 0.0, attention))
-        scores += tf.where(finished, 0.0, best_log_prob)
-        ended = tf.logical_and(tf.logical_not(finished), tf.equal(best, end_id))
-        lengths += tf.cast(tf.logical_not(tf.logical_or(finished, ended)), tf.int32)
-        finished = tf.logical_or(tf.logical_or(finished, ended), t + 1 >= max_lengths)
-        # The next step, for the sentences still decoding only.
-        rows = active_rows(tf.logical_not(finished))
-        log_probs, state, new_attention = step_rows(
-            step, tf.gather(token, rows), state, rows, rows, batch
-        )
-        new_best, new_log_prob = choose(log_probs)
-        best = scatter_rows(rows, new_best, batch, like=best)
-        best_log_prob = scatter_rows(rows, new_log_prob, batch, like=best_log_prob)
-        attention = scatter_rows(rows, new_attention, batch, like=attention)
-        return (
-            t + 1, best, best_log_prob, state, attention, tokens, weights, finished, lengths,
-            scores,
-        )  # fmt: skip
+    def body(t, decoded, next_step):
+        decoded, token = _emitted(decoded, next_step, t, end_id, max_lengths)
+        return t + 1, decoded, _next_step(step, next_step, token, decoded.finished)
 
-    def cond(t, *loop_vars):
-        return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(loop_vars[6])))
+    def cond(t, decoded, next_step):
+        return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(decoded.finished)))
 
-    loop_vars = (tf.constant(0), best, best_log_prob, state, attention, tokens, weights)
-    loop_vars += (finished, lengths, scores)
-    *_, tokens, weights, _, lengths, scores = tf.while_loop(cond, body, loop_vars)
-    return DecodeResult(tokens, lengths, scores, weights)
+    _, decoded, _ = tf.while_loop(cond, body, (tf.constant(0), decoded, next_step))
+    return DecodeResult(decoded.tokens, decoded.lengths, decoded.scores, decoded.weights)
+
+
+def _best_token(log_probs):
+    """`(n, V)` -> the best token `(n,)` and its log-probability `(n,)` float32."""
+    best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+    return best, tf.cast(tf.gather(log_probs, best, axis=1, batch_dims=1), tf.float32)
+
+
+def _nothing_decoded(max_lengths, length, attention) -> _Decoded:
+    """Nothing emitted yet, in buffers of `length` tokens; a sentence of maximum length 0 is
+    finished already."""
+    batch = tf.shape(max_lengths)[0]
+    return _Decoded(
+        tokens=tf.fill([batch, length], PAD_ID),
+        weights=tf.zeros([batch, length, tf.shape(attention)[1]], attention.dtype),
+        finished=tf.less_equal(max_lengths, 0),
+        lengths=tf.zeros([batch], tf.int32),
+        scores=tf.zeros([batch], tf.float32),
+    )
+
+
+def _emitted(decoded: _Decoded, next_step: _NextStep, t, end_id: int, max_lengths):
+    """`(decoded, token (batch,))` after each sentence emits its best token at position `t`:
+    PAD for a finished sentence, which keeps its length and score. A sentence finishes at
+    EOS (which adds to its score but not to its length) or at its maximum length."""
+    finished = decoded.finished
+    token = tf.where(finished, PAD_ID, next_step.token)
+    ended = tf.logical_and(tf.logical_not(finished), tf.equal(next_step.token, end_id))
+    attention = tf.where(finished[:, None], 0.0, next_step.attention)
+    decoded = _Decoded(
+        tokens=write_at(decoded.tokens, t, token),
+        weights=write_at(decoded.weights, t, attention),
+        finished=tf.logical_or(tf.logical_or(finished, ended), t + 1 >= max_lengths),
+        lengths=decoded.lengths + tf.cast(tf.logical_not(tf.logical_or(finished, ended)), tf.int32),
+        scores=decoded.scores + tf.where(finished, 0.0, next_step.log_prob),
+    )
+    return decoded, token
+
+
+def _next_step(step: StepFn, previous: _NextStep, token, finished) -> _NextStep:
+    """The step after `token` `(batch,)` for the sentences not `finished` `(batch,)` only."""
+    batch = tf.shape(finished)[0]
+    rows = active_rows(tf.logical_not(finished))
+    log_probs, state, attention = step_rows(
+        step, tf.gather(token, rows), previous.state, rows, rows, batch
+    )
+    best, log_prob = _best_token(log_probs)
+    return _NextStep(
+        token=scatter_rows(rows, best, batch, like=previous.token),
+        log_prob=scatter_rows(rows, log_prob, batch, like=previous.log_prob),
+        state=state,
+        attention=scatter_rows(rows, attention, batch, like=previous.attention),
+    )

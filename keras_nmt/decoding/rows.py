@@ -35,39 +35,41 @@ def active_rows(active):
     return tf.cast(tf.where(tf.logical_or(active, tf.logical_and(none, first)))[:, 0], tf.int32)
 
 
-def scatter_rows(rows, values, size: tf.Tensor, like=None):
-    """`values` `(n, ...)` placed at rows `rows` `(n,)` of a zero tensor `(size, ...)` (with
-    the static shape of `like`, when given)."""
-    shape = tf.concat([[size], tf.shape(values)[1:]], axis=0)
+def scatter_rows(rows, values, num_rows: tf.Tensor, like=None):
+    """`values` `(n, ...)` placed at rows `rows` `(n,)` of a zero tensor `(num_rows, ...)`
+    (with the static shape of `like`, when given)."""
+    shape = tf.concat([[num_rows], tf.shape(values)[1:]], axis=0)
     placed = tf.scatter_nd(rows[:, None], values, shape)
     if like is not None:
         placed.set_shape(like.shape)
     return placed
 
 
-def step_rows(step: StepFn, tokens, state, read, write, size):
+def step_rows(step: StepFn, tokens, state, from_rows, to_rows, num_rows):
     """Runs `step` on some rows only: those still decoding (finished ones would cost a full
     step each, the vocabulary projection included, for nothing).
 
     Args:
-        tokens: `(n,)` the rows' input tokens.
-        state: the step state, leaves `(size, ...)`.
-        read: `(n,)` int32, the rows of `state` to step.
-        write: `(n,)` int32, where their new states go (beam search reorders hypotheses:
-            the new hypothesis `write[i]` extends `read[i]`).
-        size: the number of rows of `state`.
+        tokens: `(n,)` the input tokens of the rows stepped.
+        state: the step state, leaves `(num_rows, ...)`.
+        from_rows: `(n,)` int32, the rows of `state` to step.
+        to_rows: `(n,)` int32, the rows where their new states go: the new state of
+            `from_rows[i]` goes to row `to_rows[i]` (greedy search passes the same rows
+            twice; beam search reorders hypotheses, the new hypothesis `to_rows[i]`
+            extending `from_rows[i]`).
+        num_rows: the number of rows of `state`.
 
     Returns:
         `(log_probs (n, V), state, attention (n, S))`: `state` has the new states at rows
-        `write` and zeros elsewhere, except its leaves that the step passed through unchanged
-        (the very tensor it was given, e.g. the encoder memory): those are per-sentence
-        constants, returned whole as they came (`read[i]` and `write[i]` are always rows of
-        the same sentence).
+        `to_rows` and zeros elsewhere, except its leaves that the step passed through
+        unchanged (the very tensor it was given, e.g. the encoder memory): those are
+        per-sentence constants, returned whole as they came (`from_rows[i]` and `to_rows[i]`
+        are always rows of the same sentence).
     """
-    compact = tf.nest.map_structure(lambda x: tf.gather(x, read, axis=0), state)
-    log_probs, new_state, attention = step(tokens, compact)
+    stepped = tf.nest.map_structure(lambda x: tf.gather(x, from_rows, axis=0), state)
+    log_probs, new_state, attention = step(tokens, stepped)
 
     def place(new, given, whole):
-        return whole if new is given else scatter_rows(write, new, size, like=whole)
+        return whole if new is given else scatter_rows(to_rows, new, num_rows, like=whole)
 
-    return log_probs, tf.nest.map_structure(place, new_state, compact, state), attention
+    return log_probs, tf.nest.map_structure(place, new_state, stepped, state), attention

@@ -6,9 +6,10 @@ from typing import Any
 
 import tensorflow as tf
 
-from keras_nmt.decoding.beam_search import BeamResult, beam_search, length_penalty
+from keras_nmt.decoding.beam_search import BeamResult, beam_search
 from keras_nmt.decoding.greedy import greedy_search
 from keras_nmt.decoding.rows import token_at
+from keras_nmt.decoding.scoring import normalised_score
 from keras_nmt.decoding.step import StepFn
 
 
@@ -23,8 +24,8 @@ def search(
     n_best: int = 1,
 ) -> BeamResult:
     """Beam search of `beam_size`, delegating to greedy search (same result, less work) when
-    `beam_size` is 1; arguments and result as `beam_search`. Greedy scores get the same
-    length normalisation, so scores mean the same whatever the beam."""
+    `beam_size` is 1; arguments and result as `beam_search`. Greedy scores are normalised
+    as beam search's (`normalised_score`), so scores mean the same whatever the beam."""
     if beam_size > 1:
         return beam_search(
             step, start_ids, initial_state, end_id, max_lengths, beam_size,
@@ -35,7 +36,7 @@ def search(
     result = greedy_search(step, start_ids, initial_state, end_id, max_lengths)
     ended = tf.equal(token_at(result.tokens, result.lengths), end_id)
     emitted = result.lengths + tf.cast(ended, tf.int32)  # EOS included
-    scores = result.scores / length_penalty(tf.cast(emitted, tf.float32), length_penalty_alpha)
+    scores = normalised_score(result.scores, emitted, length_penalty_alpha)
     return BeamResult(
         result.tokens[:, None], result.lengths[:, None], scores[:, None], result.attention
     )

@@ -89,9 +89,9 @@ class Decoder(keras.layers.Layer):
         Returns:
             Logits `(batch, T, vocab_size)`.
         """
-        return self.logits(self.states(decoder_input, state, memory, training=training))
+        return self.logits(self.attentional_states(decoder_input, state, memory, training=training))
 
-    def states(self, decoder_input, state, memory, training=False):
+    def attentional_states(self, decoder_input, state, memory, training=False):
         """Teacher forcing up to the generator: the attentional states `(batch, T, units)`
         (after dropout), which `logits` projects; arguments as `call`. Training projects only
         the non-PAD positions."""

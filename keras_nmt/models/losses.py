@@ -7,7 +7,7 @@ pass over the `(tokens, V)` logits instead of several; the maths is the same.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 import tensorflow as tf
@@ -24,6 +24,37 @@ class TokenLosses(NamedTuple):
     loss: tf.Tensor
     nll: tf.Tensor
     correct: tf.Tensor
+
+
+class TokenSums(NamedTuple):
+    """Sums over a set of non-PAD target tokens, each a scalar: `loss`, of the token losses
+    (label smoothing included); `nll`, of the plain negative log-likelihoods; `correct`, the
+    tokens whose label has the highest logit; `tokens`, how many there are. The training and
+    evaluation logs are their ratios (`loss / tokens`...), so they add up over batches and
+    replicas."""
+
+    loss: Any
+    nll: Any
+    correct: Any
+    tokens: Any
+
+    @classmethod
+    def of(cls, losses: TokenLosses) -> TokenSums:
+        """The float32 sums of `losses`, of the non-PAD tokens only."""
+        return cls(
+            loss=tf.reduce_sum(losses.loss),
+            nll=tf.reduce_sum(losses.nll),
+            correct=tf.reduce_sum(tf.cast(losses.correct, tf.float32)),
+            tokens=tf.cast(tf.size(losses.nll), tf.float32),
+        )
+
+    @classmethod
+    def zeros(cls) -> TokenSums:
+        return cls(*[tf.zeros([], tf.float32)] * len(cls._fields))
+
+    def plus(self, other: TokenSums) -> TokenSums:
+        """The field-wise sum (a tuple's `+` would concatenate)."""
+        return TokenSums(*(mine + theirs for mine, theirs in zip(self, other)))
 
 
 def token_losses(labels, logits, label_smoothing: float = 0.0) -> TokenLosses:

@@ -22,12 +22,14 @@ from keras_nmt.config import ModelConfig
 from keras_nmt.layers.bridge import Bridge
 from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.encoder import Encoder
-from keras_nmt.models.losses import MaskedNLL, token_losses
+from keras_nmt.models.losses import MaskedNLL, TokenSums, token_losses
 from keras_nmt.special_ids import PAD_ID
 
-# The running sums behind the logs of `train_step` and `test_step`, in this order.
-_SUM_NAMES = ("loss_sum", "nll_sum", "correct_tokens", "target_tokens")
-_LOSS, _NLL, _CORRECT, _TOKENS = range(len(_SUM_NAMES))
+_DEFAULT = ModelConfig()  # the defaults of `Seq2Seq`'s architecture arguments
+# The names of the metrics that hold the running sums behind the logs (`Seq2Seq.metrics`).
+_METRIC_NAMES = TokenSums(
+    loss="loss_sum", nll="nll_sum", correct="correct_tokens", tokens="target_tokens"
+)
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -61,19 +63,19 @@ class Seq2Seq(keras.Model):
         self,
         source_vocab_size: int,
         target_vocab_size: int,
-        rnn_type: str = "lstm",
-        embedding_dim: int = 256,
-        encoder_layers: int = 1,
-        encoder_units: int = 256,
-        bidirectional: bool = True,
-        decoder_layers: int = 1,
-        decoder_units: int = 256,
-        attention: str = "general",
-        attention_units: int | None = None,
-        input_feeding: bool = True,
-        bridge: str = "project",
-        dropout: float = 0.2,
-        tie_embeddings: bool = False,
+        rnn_type: str = _DEFAULT.rnn_type,
+        embedding_dim: int = _DEFAULT.embedding_dim,
+        encoder_layers: int = _DEFAULT.encoder_layers,
+        encoder_units: int = _DEFAULT.encoder_units,
+        bidirectional: bool = _DEFAULT.bidirectional,
+        decoder_layers: int = _DEFAULT.decoder_layers,
+        decoder_units: int = _DEFAULT.decoder_units,
+        attention: str = _DEFAULT.attention,
+        attention_units: int | None = _DEFAULT.attention_units,
+        input_feeding: bool = _DEFAULT.input_feeding,
+        bridge: str = _DEFAULT.bridge,
+        dropout: float = _DEFAULT.dropout,
+        tie_embeddings: bool = _DEFAULT.tie_embeddings,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -82,31 +84,14 @@ class Seq2Seq(keras.Model):
         self.supports_jit = False
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
-        self.model_config = ModelConfig(
-            rnn_type=rnn_type,
-            embedding_dim=embedding_dim,
-            encoder_layers=encoder_layers,
-            encoder_units=encoder_units,
-            bidirectional=bidirectional,
-            decoder_layers=decoder_layers,
-            decoder_units=decoder_units,
-            attention=attention,
-            attention_units=attention_units,
-            input_feeding=input_feeding,
-            bridge=bridge,
-            dropout=dropout,
-            tie_embeddings=tie_embeddings,
-        )
-        self.encoder = Encoder(
-            source_vocab_size,
-            embedding_dim,
-            encoder_units,
-            num_layers=encoder_layers,
-            rnn_type=rnn_type,
-            bidirectional=bidirectional,
-            dropout=dropout,
-            name="encoder",
-        )
+        self.model_config = config = ModelConfig(
+            rnn_type=rnn_type, embedding_dim=embedding_dim, encoder_layers=encoder_layers,
+            encoder_units=encoder_units, bidirectional=bidirectional,
+            decoder_layers=decoder_layers, decoder_units=decoder_units, attention=attention,
+            attention_units=attention_units, input_feeding=input_feeding, bridge=bridge,
+            dropout=dropout, tie_embeddings=tie_embeddings,
+        )  # fmt: skip
+        self.encoder = _encoder(source_vocab_size, config)
         self.bridge = Bridge(
             bridge,
             decoder_units,
@@ -114,22 +99,9 @@ class Seq2Seq(keras.Model):
             states_per_cell=self.encoder.states_per_cell,
             name="bridge",
         )
-        self.decoder = Decoder(
-            target_vocab_size,
-            embedding_dim,
-            memory_dim=encoder_units,
-            units=decoder_units,
-            num_layers=decoder_layers,
-            rnn_type=rnn_type,
-            attention=attention,
-            attention_units=attention_units,
-            input_feeding=input_feeding,
-            dropout=dropout,
-            tie_embeddings=tie_embeddings,
-            name="decoder",
-        )
+        self.decoder = _decoder(target_vocab_size, config)
         # Float64: a float32 count stops being exact past 2^24 tokens.
-        self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _SUM_NAMES]
+        self._token_sums = [keras.metrics.Sum(name=name, dtype="float64") for name in _METRIC_NAMES]
 
     @classmethod
     def from_model_config(
@@ -174,27 +146,22 @@ class Seq2Seq(keras.Model):
             `(logits (N, V) float32, labels (N,))` for the N non-PAD positions.
         """
         state, memory = self.encode(inputs["source"], training=training)
-        states = self.decoder.states(inputs["decoder_input"], state, memory, training=training)
+        attentional = self.decoder.attentional_states(
+            inputs["decoder_input"], state, memory, training=training
+        )  # (batch, T, units)
         real = ops.not_equal(labels, PAD_ID)
-        return self.decoder.logits(tf.boolean_mask(states, real)), tf.boolean_mask(labels, real)
+        logits = self.decoder.logits(tf.boolean_mask(attentional, real))  # (N, V)
+        return logits, tf.boolean_mask(labels, real)
 
-    def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False):
-        """`(4,)` float32 sums over the batch's non-PAD target tokens: token loss (with
-        `label_smoothing`), NLL, correct predictions (highest logit), tokens.
+    def token_sums(self, inputs, labels, label_smoothing: float = 0.0, training=False) -> TokenSums:
+        """The float32 `TokenSums` over the batch's non-PAD target tokens, the token losses
+        with `label_smoothing`.
 
         Args:
             inputs, labels: as `packed_logits`.
         """
         logits, packed = self.packed_logits(inputs, labels, training=training)
-        losses = token_losses(packed, logits, label_smoothing)
-        return tf.stack(
-            [
-                tf.reduce_sum(losses.loss),
-                tf.reduce_sum(losses.nll),
-                tf.reduce_sum(tf.cast(losses.correct, tf.float32)),
-                tf.cast(tf.size(packed), tf.float32),
-            ]
-        )
+        return TokenSums.of(token_losses(packed, logits, label_smoothing))
 
     # -- Keras's training loop -------------------------------------------------------------
 
@@ -241,12 +208,12 @@ class Seq2Seq(keras.Model):
 
     @property
     def metrics(self):
-        """The running sums behind the logs (`keras.metrics.Sum`, float64): token loss, NLL,
-        correct predictions and tokens over the non-PAD target tokens seen since the last
-        reset. `fit` resets them at every epoch, `evaluate` (`fit`'s validation too, once the
-        epoch's logs are taken) before it starts. Each replica adds the global batch's sums,
-        so within a replica they are the global sums (read across replicas they are R times
-        that; the logs are ratios either way)."""
+        """The running sums behind the logs (`keras.metrics.Sum`, float64), the fields of
+        `TokenSums` in order: token loss, NLL, correct predictions and tokens over the non-PAD
+        target tokens seen since the last reset. `fit` resets them at every epoch, `evaluate`
+        (`fit`'s validation too, once the epoch's logs are taken) before it starts. Each
+        replica adds the global batch's sums, so within a replica they are the global sums
+        (read across replicas they are R times that; the logs are ratios either way)."""
         return list(self._token_sums)
 
     # `fit` and `evaluate` call `make_train_function()`/`make_test_function()` and then the
@@ -334,21 +301,21 @@ class Seq2Seq(keras.Model):
         else:
             gradients, sums = self._accumulated_gradients(inputs, labels, tokens)
         self.optimizer.apply(self._replica_gradients(gradients), self.trainable_variables)
-        return self._logs(context.all_reduce(_SUM, sums))
+        return self._logs(_summed_over_replicas(sums))
 
     def test_step(self, data):
         """`train_step`'s sums without a gradient (`training=False`): the same logs over the
         evaluated batches (`val_loss`... in `fit`)."""
         inputs, labels = _unpack(data)
         sums = self.token_sums(inputs, labels, self.loss.label_smoothing)
-        return self._logs(tf.distribute.get_replica_context().all_reduce(_SUM, sums))
+        return self._logs(_summed_over_replicas(sums))
 
     def _gradients(self, inputs, labels, tokens):
-        """The gradients of one batch's summed token loss over `tokens`, and its `(4,)`
-        sums (`token_sums`)."""
+        """The gradients of one batch's summed token loss over `tokens`, and its
+        `TokenSums` (`token_sums`)."""
         with tf.GradientTape() as tape:
             sums = self.token_sums(inputs, labels, self.loss.label_smoothing, training=True)
-            loss = self.optimizer.scale_loss(sums[_LOSS] / tokens)
+            loss = self.optimizer.scale_loss(sums.loss / tokens)
         # Embedding gradients come as IndexedSlices, a row per token occurrence: dense, or
         # Keras's clipping would add up the squares of a repeated token's rows, not of their sum.
         gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, self.trainable_variables)]
@@ -358,12 +325,12 @@ class Seq2Seq(keras.Model):
         """`_gradients` summed over a group of micro-batches `(n, batch, length)`, each
         trimmed of the rows and columns that `group_micro_batches` padded it with."""
         gradients = [tf.zeros_like(v) for v in self.trainable_variables]
-        sums = tf.zeros([len(_SUM_NAMES)])
+        sums = TokenSums.zeros()
         for i in tf.range(tf.shape(labels)[0]):
             micro_inputs, micro_labels = _trimmed({k: v[i] for k, v in inputs.items()}, labels[i])
             more_gradients, more_sums = self._gradients(micro_inputs, micro_labels, tokens)
             gradients = [a + b for a, b in zip(gradients, more_gradients)]
-            sums += more_sums
+            sums = sums.plus(more_sums)
         return gradients, sums
 
     def _replica_gradients(self, gradients):
@@ -377,16 +344,16 @@ class Seq2Seq(keras.Model):
         clipped = _clipped([g / scale for g in total], self.optimizer)
         return [g * (scale / replicas) for g in clipped]
 
-    def _logs(self, totals):
-        """Adds the global batch's `totals` `(4,)` to the running sums; returns the logs."""
-        for metric, value in zip(self._token_sums, tf.unstack(totals)):
+    def _logs(self, totals: TokenSums):
+        """Adds the global batch's `totals` to the running sums; returns the logs."""
+        for metric, value in zip(self._token_sums, totals):
             metric.update_state(value)
-        loss, nll, correct, tokens = (metric.result() for metric in self._token_sums)
-        tokens = tf.maximum(tokens, 1.0)
+        sums = TokenSums(*(metric.result() for metric in self._token_sums))
+        tokens = tf.maximum(sums.tokens, 1.0)
         return {
-            "loss": loss / tokens,
-            "perplexity": tf.exp(tf.minimum(nll / tokens, 700.0)),
-            "token_accuracy": correct / tokens,
+            "loss": sums.loss / tokens,
+            "perplexity": tf.exp(tf.minimum(sums.nll / tokens, 700.0)),
+            "token_accuracy": sums.correct / tokens,
         }
 
     # -- decoding --------------------------------------------------------------------------
@@ -412,6 +379,42 @@ class Seq2Seq(keras.Model):
             "target_vocab_size": self.target_vocab_size,
             **dataclasses.asdict(self.model_config),
         }
+
+
+def _encoder(vocab_size: int, config: ModelConfig) -> Encoder:
+    return Encoder(
+        vocab_size,
+        config.embedding_dim,
+        config.encoder_units,
+        num_layers=config.encoder_layers,
+        rnn_type=config.rnn_type,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        name="encoder",
+    )
+
+
+def _decoder(vocab_size: int, config: ModelConfig) -> Decoder:
+    return Decoder(
+        vocab_size,
+        config.embedding_dim,
+        memory_dim=config.encoder_units,
+        units=config.decoder_units,
+        num_layers=config.decoder_layers,
+        rnn_type=config.rnn_type,
+        attention=config.attention,
+        attention_units=config.attention_units,
+        input_feeding=config.input_feeding,
+        dropout=config.dropout,
+        tie_embeddings=config.tie_embeddings,
+        name="decoder",
+    )
+
+
+def _summed_over_replicas(sums: TokenSums) -> TokenSums:
+    """`sums` added up over the replicas in sync, in one all-reduce."""
+    total = tf.distribute.get_replica_context().all_reduce(_SUM, tf.stack(sums))
+    return TokenSums(*tf.unstack(total))
 
 
 def _unpack(data):

@@ -23,6 +23,8 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_nmt.models.losses import TokenSums
+
 _NAME = re.compile(r"^ckpt-(\d+)$")
 _PREFIX = "state"  # the tf.train.Checkpoint file prefix inside a checkpoint directory
 
@@ -116,14 +118,15 @@ class Checkpointer:
 class TrainingPosition:
     """Where a training run is, saved with its model and optimizer so that a killed run
     resumes at the same optimizer step: `epoch` (epochs finished), `step` within the current
-    one, the epoch's running `sums` (loss, NLL, correct predictions, non-PAD target tokens)
-    and whether a callback `stopped` training (`fit_checkpoint.FitCheckpoint` keeps it).
-    Create it in the strategy's scope."""
+    one, the epoch's running `sums` (a float64 vector of the `TokenSums` fields in order: loss,
+    NLL, correct predictions, non-PAD target tokens) and whether a callback `stopped`
+    training (`fit_checkpoint.FitCheckpoint` keeps it). Create it in the strategy's scope."""
 
     def __init__(self):
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.sums = tf.Variable(tf.zeros([4], tf.float64), trainable=False, name="sums")
+        sums = tf.zeros([len(TokenSums._fields)], tf.float64)
+        self.sums = tf.Variable(sums, trainable=False, name="sums")
         self.stopped = tf.Variable(False, trainable=False, name="stopped")
 
     def checkpoint(self, model, optimizer) -> tf.train.Checkpoint:

@@ -7,9 +7,10 @@ epoch's running sums, whether a callback `stopped` training) in variables checkp
 the model's and the optimizer's (a `checkpoint.TrainingPosition`), through
 `checkpoint.Checkpointer` (atomic).
 
-The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`): `fit`
-resets them at every epoch's start, and `on_epoch_begin` of an epoch resumed mid-way puts
-the checkpointed sums back, so that its logs count the steps trained before the kill too.
+The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`, the fields
+of `TokenSums` in order): `fit` resets them at every epoch's start, and `on_epoch_begin` of
+an epoch resumed mid-way puts the checkpointed sums back, so that its logs count the steps
+trained before the kill too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_nmt.models.losses import TokenSums
 from keras_nmt.training.checkpoint import Checkpointer, TrainingPosition
 
 
@@ -64,14 +66,14 @@ class FitCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._step:
-            self._set_sums(self.position.sums.numpy())
+            self._set_sums(TokenSums(*self.position.sums.numpy()))
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         self._iterations += 1
         if self._step < self.steps_per_epoch and self._iterations % self.save_every == 0:
             self.position.step.assign(self._step)
-            self.position.sums.assign(self._get_sums())
+            self.position.sums.assign(np.array(self._get_sums()))
             self.checkpointer.save(self._iterations)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -80,13 +82,13 @@ class FitCheckpoint(keras.callbacks.Callback):
         self._step = 0
         self.position.epoch.assign(epoch + 1)
         self.position.step.assign(0)
-        self.position.sums.assign(tf.zeros([4], tf.float64))
+        self.position.sums.assign(tf.zeros_like(self.position.sums))
         self.position.stopped.assign(bool(self.trained.stop_training))
         self.checkpointer.save(self._iterations)
 
     def token_count(self) -> float:
         """The epoch's running non-PAD target token count (the `target_tokens` sum)."""
-        return float(self._get_sums()[3])
+        return self._get_sums().tokens
 
     # The sums live in sync-on-read variables: each replica holds the global batches' sums
     # (`Seq2Seq.train_step`), so they are read from, and written to, each replica's copy.
@@ -95,12 +97,12 @@ class FitCheckpoint(keras.callbacks.Callback):
         (variable,) = metric.variables
         return self.trained.distribute_strategy.experimental_local_results(variable.value)
 
-    def _get_sums(self) -> np.ndarray:
-        return np.array(
-            [float(self._components(metric)[0].numpy()) for metric in self.trained.metrics]
-        )
+    def _get_sums(self) -> TokenSums:
+        """The running sums, as Python floats."""
+        metrics = self.trained.metrics
+        return TokenSums(*(float(self._components(metric)[0].numpy()) for metric in metrics))
 
-    def _set_sums(self, sums) -> None:
+    def _set_sums(self, sums: TokenSums) -> None:
         for metric, value in zip(self.trained.metrics, sums):
             for component in self._components(metric):
                 component.assign(value)
