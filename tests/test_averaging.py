@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 
+from keras_nmt import cli
 from keras_nmt.errors import UserError
 from keras_nmt.inference.loading import load
 from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training import callbacks, cli
+from keras_nmt.training import callbacks
 from keras_nmt.training.averaging import average_run, epoch_checkpointer
 from keras_nmt.training.train import train
 from tests.test_training import quiet, tiny_config
