@@ -67,7 +67,8 @@ def kill_at_step(epoch: int, step: int, run_dir: str, overrides) -> None:
 def kill_in_save(run_dir: str, overrides) -> None:
     """`training.train`, SIGKILLed by itself inside its second checkpoint save: after the
     files are written, before the rename that commits them."""
-    from keras_nmt.training import checkpoint, training
+    from keras_nmt.training import checkpoint
+    from keras_nmt.training import train as training
 
     rename = os.rename
     saves = []
