@@ -243,9 +243,9 @@ def bench_tflite(model_dir: pathlib.Path) -> list[dict]:
 
     import numpy as np
 
+    from keras_nmt.config import TFLITE_QUANTIZATIONS as QUANTIZATIONS
     from keras_nmt.data.corpus import ParallelCorpus
     from keras_nmt.evaluation.bleu import score
-    from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
     from keras_nmt.exporting.tflite import export_tflite
     from keras_nmt.inference.loading import load
     from keras_nmt.inference.tflite import TFLiteTranslator

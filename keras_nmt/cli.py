@@ -26,18 +26,27 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import pathlib
 import sys
 
+from tqdm import tqdm
+
 import keras_nmt  # noqa: F401  (sets the Keras backend before anything imports Keras)
+from keras_nmt.config import STRATEGIES, TFLITE_QUANTIZATIONS, Config
 from keras_nmt.errors import UserError
+from keras_nmt.evaluation.attention_plot import plot_translations
+
+# The modules that load TensorFlow (seconds: `python -X importtime -c "import tensorflow"`)
+# are imported inside the subcommand that needs them, so that `keras-nmt --help`, a mistyped
+# flag or an invalid config answer at once.
 
 
 def _train(args) -> None:
-    from keras_nmt.config import Config
+    overrides = [*args.set, *([f"train.strategy={args.strategy}"] if args.strategy else [])]
+    config = Config.from_yaml(args.config, overrides)
     from keras_nmt.training.train import train
 
-    overrides = [*args.set, *([f"train.strategy={args.strategy}"] if args.strategy else [])]
-    train(Config.from_yaml(args.config, overrides), args.run_dir)
+    train(config, args.run_dir)
 
 
 def _translate(args) -> None:
@@ -65,10 +74,6 @@ def _translate(args) -> None:
 
 def _plot_attention(translator, sentences: list[str], first_index: int, directory: str) -> None:
     """Writes `directory/INDEX.png` for each sentence: its best translation's attention."""
-    import pathlib
-
-    from keras_nmt.evaluation.attention_plot import plot_translations
-
     names = [f"{first_index + offset:06d}.png" for offset in range(len(sentences))]
     plot_translations(translator, sentences, [pathlib.Path(directory) / n for n in names])
 
@@ -92,8 +97,6 @@ def _line_chunks(handle, size: int):
 @contextlib.contextmanager
 def _progress(path: str | None):
     """A tqdm bar on stderr over the lines of `path`; a no-op for stdin."""
-    from tqdm import tqdm
-
     total = None
     if path is not None:
         with open(path, "rb") as handle:
@@ -125,12 +128,7 @@ def _export(args) -> None:
         raise UserError(f"--set: an export may change only decode.* and export.*, got {bad[0]}")
     translator = Translator.load_run_dir(args.model)
     if args.set:
-        translator = Translator(
-            translator.model,
-            translator.source_tokenizer,
-            translator.target_tokenizer,
-            translator.config.replace(args.set),
-        )
+        translator = translator.with_config(translator.config.replace(args.set))
     if args.format == "tflite":
         from keras_nmt.exporting.tflite import export_tflite
 
@@ -148,8 +146,6 @@ def _export(args) -> None:
 
 
 def translator_name(run_dir: str) -> str:
-    import pathlib
-
     return pathlib.Path(run_dir).resolve().name
 
 
@@ -190,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--set", **overrides)
     train.add_argument(
         "--strategy",
-        choices=["default", "mirrored", "multi_worker"],
+        choices=STRATEGIES,
         help="tf.distribute strategy (overrides train.strategy; multi_worker reads TF_CONFIG)",
     )
     train.set_defaults(run=_train)
@@ -245,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--output", help="tflite: the FILE.tflite to write")
     export.add_argument(
         "--quantize",
-        choices=["none", "float16", "dynamic_range"],
+        choices=TFLITE_QUANTIZATIONS,
         default="none",
         help="tflite: weight quantization (default: none)",
     )

@@ -18,6 +18,20 @@ import yaml
 
 from keras_nmt.errors import ConfigError
 
+# The allowed values of the fields that take one of a few, each listed once: the fields below
+# are validated against them, and any other list of the same values (the CLI's `choices`, an
+# error message) is read from here.
+SENTENCEPIECE_MODEL_TYPES = ("unigram", "bpe")
+RNN_TYPES = ("lstm", "gru")
+ATTENTIONS = ("bahdanau", "dot", "general", "concat")
+BRIDGES = ("project", "sum", "zeros")
+BATCH_TYPES = ("sentences", "tokens")
+BEST_METRICS = ("val_loss", "val_bleu")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+MIXED_PRECISIONS = ("none", "bfloat16", "float16")
+# `keras-nmt export --format tflite --quantize` (an export option, not a config key).
+TFLITE_QUANTIZATIONS = ("none", "float16", "dynamic_range")
+
 
 def _choice(*values: str) -> dict:
     return {"choices": values}
@@ -46,7 +60,7 @@ class DataConfig:
     target_vocab_size: int = dataclasses.field(default=8000, metadata=_range(8))
     shared_vocab: bool = False
     sentencepiece_model_type: str = dataclasses.field(
-        default="unigram", metadata=_choice("unigram", "bpe")
+        default="unigram", metadata=_choice(*SENTENCEPIECE_MODEL_TYPES)
     )
     sentencepiece_max_sentences: int = dataclasses.field(default=1_000_000, metadata=_range(1))
     max_source_length: int = dataclasses.field(default=100, metadata=_range(1))
@@ -57,19 +71,17 @@ class DataConfig:
 class ModelConfig:
     """The attention encoder-decoder's architecture."""
 
-    rnn_type: str = dataclasses.field(default="lstm", metadata=_choice("lstm", "gru"))
+    rnn_type: str = dataclasses.field(default="lstm", metadata=_choice(*RNN_TYPES))
     embedding_dim: int = dataclasses.field(default=256, metadata=_range(1))
     encoder_layers: int = dataclasses.field(default=1, metadata=_range(1))
     encoder_units: int = dataclasses.field(default=256, metadata=_range(1))
     bidirectional: bool = True
     decoder_layers: int = dataclasses.field(default=1, metadata=_range(1))
     decoder_units: int = dataclasses.field(default=256, metadata=_range(1))
-    attention: str = dataclasses.field(
-        default="general", metadata=_choice("bahdanau", "dot", "general", "concat")
-    )
+    attention: str = dataclasses.field(default="general", metadata=_choice(*ATTENTIONS))
     attention_units: int | None = dataclasses.field(default=None, metadata=_range(1))
     input_feeding: bool = True
-    bridge: str = dataclasses.field(default="project", metadata=_choice("project", "sum", "zeros"))
+    bridge: str = dataclasses.field(default="project", metadata=_choice(*BRIDGES))
     dropout: float = dataclasses.field(default=0.2, metadata=_range(0.0, 0.99))
     tie_embeddings: bool = False
 
@@ -82,9 +94,7 @@ class TrainConfig:
     epochs: int = dataclasses.field(default=10, metadata=_range(1))
     steps_per_epoch: int | None = dataclasses.field(default=None, metadata=_range(1))
     batch_size: int = dataclasses.field(default=64, metadata=_range(1))
-    batch_type: str = dataclasses.field(
-        default="sentences", metadata=_choice("sentences", "tokens")
-    )
+    batch_type: str = dataclasses.field(default="sentences", metadata=_choice(*BATCH_TYPES))
     bucket_width: int = dataclasses.field(default=5, metadata=_range(1))
     shuffle_buffer: int = dataclasses.field(default=50_000, metadata=_range(1))
     learning_rate: float = dataclasses.field(default=1e-3, metadata=_range(0.0, open_low=True))
@@ -102,9 +112,7 @@ class TrainConfig:
     validation_bleu_every: int | None = dataclasses.field(default=None, metadata=_range(1))
     validation_bleu_sentences: int = dataclasses.field(default=1000, metadata=_range(1))
     # What picks the best checkpoint and drives early stopping.
-    best_metric: str = dataclasses.field(
-        default="val_loss", metadata=_choice("val_loss", "val_bleu")
-    )
+    best_metric: str = dataclasses.field(default="val_loss", metadata=_choice(*BEST_METRICS))
     # The training state (weights, optimizer, data position) is saved atomically every
     # `backup_every_steps` optimizer steps and at every epoch end; a killed run resumes there.
     backup_every_steps: int = dataclasses.field(default=200, metadata=_range(1))
@@ -112,16 +120,12 @@ class TrainConfig:
     # tf.distribute strategy: `default` (one device), `mirrored` (the local GPUs, or every
     # logical CPU device), `multi_worker` (one process per worker, configured by TF_CONFIG).
     # `batch_size` is the global batch, split evenly between the replicas.
-    strategy: str = dataclasses.field(
-        default="default", metadata=_choice("default", "mirrored", "multi_worker")
-    )
+    strategy: str = dataclasses.field(default="default", metadata=_choice(*STRATEGIES))
     # Micro-batches whose gradients are summed into one optimizer step.
     accumulation_steps: int = dataclasses.field(default=1, metadata=_range(1))
     # Mixed precision compute dtype (variables and the generator's logits stay float32);
     # `float16` adds dynamic loss scaling.
-    mixed_precision: str = dataclasses.field(
-        default="none", metadata=_choice("none", "bfloat16", "float16")
-    )
+    mixed_precision: str = dataclasses.field(default="none", metadata=_choice(*MIXED_PRECISIONS))
     # A wall-clock budget for the whole `train` call (null = none), summed over resumed runs:
     # training stops after the epoch at whose end another epoch would no longer fit.
     max_minutes: float | None = dataclasses.field(default=None, metadata=_range(0.0, open_low=True))
@@ -231,6 +235,16 @@ class Config:
     def replace(self, overrides: list[str] | tuple[str, ...]) -> Config:
         """A copy with `section.key=value` overrides applied (and validated)."""
         return Config.from_dict(self.to_dict(), overrides)
+
+    def with_section(self, name: str, **values: Any) -> Config:
+        """A copy whose section `name` has `values` in place of its own, each checked as
+        `from_dict` checks it (type, range, choices; then the cross-field checks)."""
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"config: unknown section {name!r}; expected one of {sorted(_SECTIONS)}"
+            )
+        merged = {**dataclasses.asdict(getattr(self, name)), **values}
+        return dataclasses.replace(self, **{name: _build_section(name, _SECTIONS[name], merged)})
 
 
 def _parse_override(override: str) -> tuple[str, str, Any]:

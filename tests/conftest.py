@@ -70,8 +70,8 @@ def _toy_corpus(directory: pathlib.Path) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> pathlib.Path:
     """A tiny model trained on the toy task until it translates it (see
-    `test_training.test_a_toy_run_learns_its_corpus_and_translates_it_back` for how far every
-    seed and rounding tried is from the bars that tests set on it)."""
+    `test_training.test_a_toy_run_learns_its_corpus_and_translates_it_back` for the bars
+    that tests set on it)."""
     from keras_nmt.config import Config
     from keras_nmt.training.train import train
     from tests.test_training import TINY

@@ -3,13 +3,16 @@
 import io
 import pathlib
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
 from keras_nmt import cli
 from keras_nmt.run_dir import RunDir
+from tests.conftest import toy_pairs, write_pairs
 from tests.test_training import TINY
 
 KERAS_NMT = [sys.executable, "-m", "keras_nmt.cli"]
@@ -144,9 +147,6 @@ def test_model_directory_without_a_model(tmp_path, capsys, monkeypatch):
 def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path):
     """SIGKILL from outside once a checkpoint inside the second epoch exists; the same
     command then finishes the run from the latest checkpoint instead of starting over."""
-    import signal
-    import time
-
     run_dir = tmp_path / "run"
     args = [
         *KERAS_NMT, "train", "--config", str(config_file), "--run-dir", str(run_dir),
@@ -185,17 +185,11 @@ def test_training_killed_mid_epoch_resumes(toy_corpus_dir, config_file, tmp_path
 
 
 def test_input_is_read_in_bounded_chunks():
-    import io
-
-    from keras_nmt.cli import _line_chunks
-
-    chunks = list(_line_chunks(io.StringIO("a\nb\r\n\nc\nd\n"), 2))
+    chunks = list(cli._line_chunks(io.StringIO("a\nb\r\n\nc\nd\n"), 2))
     assert chunks == [["a", "b"], ["", "c"], ["d"]]
 
 
 def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_path, capsys):
-    from tests.conftest import toy_pairs, write_pairs
-
     write_pairs(tmp_path, "test", toy_pairs()[:10])
     sources, references = tmp_path / "test.en", tmp_path / "test.de"
     base = tmp_path / "export"
@@ -259,9 +253,6 @@ def test_export_then_translate_and_evaluate_from_the_export(trained_run, tmp_pat
 def test_length_penalty_flag_rescores_the_same_hypotheses(trained_run, tmp_path, capsys):
     """`--length-penalty` reaches the search: GNMT's lp(n) = ((5 + n) / 6) ** alpha is 1 for
     one token and above 1 for more, so with alpha 1 a hypothesis scores log P / lp(n) >= log P."""
-    from keras_nmt import cli
-    from tests.conftest import toy_pairs
-
     sources = tmp_path / "sources.txt"
     sources.write_text("\n".join(s for s, _ in toy_pairs()[:8]) + "\n", encoding="utf-8")
     scored = {}
@@ -280,10 +271,9 @@ def test_length_penalty_flag_rescores_the_same_hypotheses(trained_run, tmp_path,
     assert sum(scored["1"][key] > scored["0"][key] + 1e-3 for key in same) >= 4
 
 
-@pytest.mark.slow  # 35 s of subprocesses; test_export_tflite.py covers the same path in process
+@pytest.mark.slow  # five subprocesses that each load TensorFlow; test_export_tflite.py covers
+# the same path in process
 def test_tflite_export_translates_and_evaluates(trained_run, tmp_path):
-    from tests.conftest import toy_pairs, write_pairs
-
     write_pairs(tmp_path, "test", toy_pairs()[:6])
     sources, references = tmp_path / "test.en", tmp_path / "test.de"
     model = tmp_path / "toy.tflite"

@@ -1,3 +1,6 @@
+import dataclasses
+import pathlib
+
 import pytest
 
 from keras_nmt.config import Config
@@ -20,6 +23,24 @@ def test_yaml_and_overrides(tmp_path):
     assert config.data.dir == "/x/y"
     assert config.model.dropout == 0.0 and isinstance(config.model.dropout, float)
     assert config.replace(["decode.max_length=9"]).decode.max_length == 9
+
+
+def test_with_section_checks_values_as_from_dict_does():
+    config = Config()
+    changed = config.with_section("decode", beam_size=3, length_penalty=1)
+    assert changed.decode == dataclasses.replace(config.decode, beam_size=3, length_penalty=1.0)
+    assert isinstance(changed.decode.length_penalty, float)
+    assert changed.model == config.model and changed.train == config.train
+    assert changed == config.replace(["decode.beam_size=3", "decode.length_penalty=1"])
+    for section, values, message in [
+        ("decode", {"beam_size": 0}, "decode.beam_size: expected a value >= 1, got 0"),
+        ("decode", {"n_best": 9}, "decode.n_best: expected at most decode.beam_size (5)"),
+        ("decode", {"beam": 3}, "decode.beam: unknown key"),
+        ("decoding", {"beam_size": 3}, "unknown section 'decoding'"),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            config.with_section(section, **values)
+        assert message in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -66,8 +87,6 @@ def test_bad_yaml_and_missing_file(tmp_path):
 
 
 def test_repository_configs_are_valid():
-    import pathlib
-
     configs = sorted((pathlib.Path(__file__).parents[1] / "configs").glob("*.yaml"))
     assert configs
     for path in configs:

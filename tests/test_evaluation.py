@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_nmt.data.pipeline import teacher_forcing
 from keras_nmt.evaluation.bleu import evaluate, score
 from keras_nmt.inference.loading import load
-from keras_nmt.special_ids import BOS_ID, EOS_ID
 from tests.conftest import toy_pairs, write_pairs
 
 
@@ -31,13 +31,13 @@ def test_reference_perplexity_equals_teacher_forcing(trained_run):
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     total, tokens = translator.reference_nll(sources, references)
     expected_total, expected_tokens = 0.0, 0
-    for source, reference in pairs:
-        source_ids = translator.encode_text(tf.constant([source]))
-        target = translator.target_tokenizer.tokenize(tf.constant([reference]))[0].numpy()
-        decoder_input = tf.constant([[BOS_ID, *target]])
-        labels = [*target, EOS_ID]
-        logits = translator.model({"source": source_ids, "decoder_input": decoder_input})
-        log_probs = tf.nn.log_softmax(logits[0]).numpy()
+    for source, reference in pairs:  # one at a time: no padding
+        source_ids = translator.encode_text(tf.constant([source]))  # (1, S)
+        target = translator.target_tokenizer.tokenize(tf.constant([reference]))[0]  # (T,)
+        inputs, labels = teacher_forcing(source_ids, target)
+        inputs["decoder_input"] = inputs["decoder_input"][None, :]  # (1, T + 1)
+        log_probs = tf.nn.log_softmax(translator.model(inputs)[0]).numpy()
+        labels = labels.numpy()
         expected_total -= sum(log_probs[t, label] for t, label in enumerate(labels))
         expected_tokens += len(labels)
     assert tokens == expected_tokens

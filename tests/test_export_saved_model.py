@@ -187,7 +187,7 @@ def test_export_runs_in_a_clean_process_without_its_run_dir(trained_run, tmp_pat
 def test_the_toy_model_translates_through_its_export(loaded):
     targets = [target for _, target in toy_pairs()[:12]]
     translations = [t.decode() for t in call(loaded, "serving_default", SENTENCES)["translation"]]
-    # Mostly right, so not a stub (the worst seed and rounding tried had 10 of 12 right).
+    # At least half right, so not a stub; the bar leaves room for seeds and rounding.
     assert sum(a == b for a, b in zip(translations, targets)) >= 6
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import sacrebleu
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
+from keras_nmt.config import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 from keras_nmt.errors import UserError
 from keras_nmt.exporting.format import TFLITE_CUSTOM_OPS as CUSTOM_OPS
-from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 from keras_nmt.exporting.tflite import export_tflite, operator_codes
 from keras_nmt.inference.loading import load
 from keras_nmt.inference.tflite import TFLiteTranslator
@@ -45,8 +46,6 @@ def test_only_builtins_and_the_sentencepiece_custom_ops(tflite_files):
 
 
 def test_the_ids_signature_needs_no_custom_op(lite, tflite_files):
-    from ai_edge_litert.interpreter import Interpreter
-
     plain = Interpreter(model_path=str(tflite_files["none"]))
     source_ids = [5, 6, 7, 8]
     outputs = plain.get_signature_runner("translate_ids")(
@@ -85,10 +84,10 @@ def test_ids_signature_equals_in_process_decoding_token_for_token(lite, trained_
 
 
 def test_quantized_models_translate_and_are_smaller(tflite_files):
-    """Each quantized file still translates the toy corpus (the float one scored 92-100 BLEU
-    over the seeds and roundings tried; 50 is far below). How close a quantized model stays
-    to the float one is a property of a real model, not of an 8-sentence toy where one
-    sentence is 12 BLEU: the slow quickstart test checks it (within 1 BLEU)."""
+    """Each quantized file still translates the toy corpus (above 50 BLEU; the bar leaves
+    room for seeds and rounding, and a broken export scores near 0). How close a quantized
+    model stays to the float one is a property of a real model, not of an 8-sentence toy
+    where one sentence is 12 BLEU: the slow quickstart test checks it (within 1 BLEU)."""
     pairs = toy_pairs()
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     for quantize, path in tflite_files.items():

@@ -2,10 +2,16 @@ import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
 from keras_nmt.data.corpus import ParallelCorpus
-from keras_nmt.data.pipeline import count_filtered, make_dataset, teacher_forcing, tokenized_corpus
+from keras_nmt.data.pipeline import (
+    count_filtered,
+    end_with_eos,
+    make_dataset,
+    teacher_forcing,
+    tokenized_corpus,
+)
 from keras_nmt.data.tokenizer import Tokenizer
 from keras_nmt.special_ids import BOS_ID, EOS_ID, PAD_ID
-from tests.conftest import write_pairs
+from tests.conftest import toy_pairs, write_pairs
 
 
 def test_teacher_forcing_shift():
@@ -13,6 +19,27 @@ def test_teacher_forcing_shift():
     assert inputs["source"].numpy().tolist() == [7, 8, EOS_ID]
     assert inputs["decoder_input"].numpy().tolist() == [BOS_ID, 5, 6]
     assert labels.numpy().tolist() == [5, 6, EOS_ID]
+
+
+def test_teacher_forcing_shifts_a_ragged_batch_as_it_shifts_each_pair():
+    targets = tf.ragged.constant([[5, 6], [], [7]], dtype=tf.int32)
+    inputs, labels = teacher_forcing(tf.constant([[9, EOS_ID]]), targets)
+    for row, target in enumerate(targets):
+        one_inputs, one_labels = teacher_forcing(tf.constant([9, EOS_ID]), target)
+        expected = one_inputs["decoder_input"].numpy().tolist()
+        assert inputs["decoder_input"][row].numpy().tolist() == expected
+        assert labels[row].numpy().tolist() == one_labels.numpy().tolist()
+    assert labels.to_list() == [[5, 6, EOS_ID], [EOS_ID], [7, EOS_ID]]
+
+
+def test_end_with_eos_truncates_then_appends_to_a_sentence_or_a_batch():
+    sentence = tf.constant([5, 6, 7])
+    assert end_with_eos(sentence).numpy().tolist() == [5, 6, 7, EOS_ID]
+    assert end_with_eos(sentence, max_tokens=3).numpy().tolist() == [5, 6, EOS_ID]
+    assert end_with_eos(tf.constant([], tf.int32), max_tokens=3).numpy().tolist() == [EOS_ID]
+    batch = tf.ragged.constant([[5, 6, 7], [], [8]], dtype=tf.int32)
+    assert end_with_eos(batch, max_tokens=3).to_list() == [[5, 6, EOS_ID], [EOS_ID], [8, EOS_ID]]
+    assert end_with_eos(batch).to_list() == [[5, 6, 7, EOS_ID], [EOS_ID], [8, EOS_ID]]
 
 
 def _setup(tmp_path, sp_models, pairs):
@@ -34,8 +61,6 @@ def test_empty_and_long_pairs_are_dropped_and_counted(tmp_path, sp_models):
 
 
 def test_batches_are_padded_shifted_and_grouped_by_length(tmp_path, sp_models):
-    from tests.conftest import toy_pairs
-
     tokenized = _setup(tmp_path, sp_models, toy_pairs(48))
     train = TrainConfig(batch_size=8, bucket_width=3, seed=1)
     batches = list(make_dataset(tokenized, DataConfig(), train, shuffle=True))
@@ -59,8 +84,6 @@ def test_batches_are_padded_shifted_and_grouped_by_length(tmp_path, sp_models):
 
 
 def test_token_batches_respect_the_token_budget(tmp_path, sp_models):
-    from tests.conftest import toy_pairs
-
     tokenized = _setup(tmp_path, sp_models, toy_pairs(48))
     train = TrainConfig(batch_size=40, batch_type="tokens", bucket_width=4)
     for inputs, labels in make_dataset(tokenized, DataConfig(), train, shuffle=False):
@@ -72,8 +95,6 @@ def test_token_batches_respect_the_token_budget(tmp_path, sp_models):
 def test_training_and_validation_batches_run_without_the_autotuning_model(tmp_path, sp_models):
     # Deleting an iterator of an autotuned pipeline waits for the autotuning thread's next
     # wake-up (up to 60 s): training makes one iterator per epoch.
-    from tests.conftest import toy_pairs
-
     tokenized = _setup(tmp_path, sp_models, toy_pairs(8))
     assert tokenized.options().autotune.enabled is False
     for shuffle in (True, False):

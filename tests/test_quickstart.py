@@ -4,8 +4,8 @@ import re
 
 import pytest
 
+from keras_nmt.config import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 from keras_nmt.evaluation.bleu import evaluate
-from keras_nmt.exporting.format import TFLITE_QUANTIZATIONS as QUANTIZATIONS
 from keras_nmt.exporting.tflite import export_tflite
 from keras_nmt.inference.loading import load
 from keras_nmt.quickstart.run import EXAMPLES, quickstart

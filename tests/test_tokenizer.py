@@ -1,4 +1,7 @@
+import io
+
 import pytest
+import sentencepiece
 import tensorflow as tf
 
 from keras_nmt.data.tokenizer import Tokenizer, train_sentencepiece
@@ -34,10 +37,6 @@ def test_vocab_size_is_an_upper_bound_for_tiny_corpora(tmp_path):
 
 
 def test_wrong_special_ids_are_rejected(tmp_path):
-    import io
-
-    import sentencepiece
-
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
         sentence_iterator=iter(["a b c d e f"] * 10),

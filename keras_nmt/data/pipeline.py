@@ -5,11 +5,10 @@ shuffle (seeded) -> teacher-forcing shift -> length bucketing (sentence- or toke
 batches, little padding) -> prefetch.
 
 Every pipeline here runs without tf.data's autotuning model (`without_autotuning`): in TF
-2.21, deleting an iterator waits for that model's optimisation thread to wake up, and the
-thread sleeps up to 60 s between optimisations. Training makes a new iterator for every
-epoch, so 12 of the 60-minute recipe's 32 epochs (90 s each) ended with a stall of 44-55 s.
-The pipeline is not what limits training: without the model it reads an epoch of Multi30k
-in 1.7 s.
+2.21, deleting an iterator of an autotuned dataset waits for the autotuning model's
+optimisation thread to wake up, and that thread sleeps up to 60 s between optimisations.
+Training makes a new iterator for every epoch, so each epoch could end with a wait of up to
+a minute.
 
 Each batch a training step reads is `({"source": (batch, S), "decoder_input": (batch, T)},
 labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + y` and
@@ -20,6 +19,7 @@ labels (batch, T))`, int32, padded with PAD = 0, where `decoder_input = [BOS] + 
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import tensorflow as tf
 
@@ -48,6 +48,44 @@ class FilterCounts:
         )
 
 
+class FilterStatus(enum.IntEnum):
+    """What filtering does with a pair (`filter_status`)."""
+
+    KEPT = 0
+    EMPTY = 1  # a side without tokens
+    TOO_LONG = 2  # a side longer than `data.max_source_length` or `data.max_target_length`
+
+
+def end_with_eos(ids, max_tokens: int | None = None):
+    """`ids` cut to their first `max_tokens - 1` tokens (all of them when None), then EOS:
+    never empty, and at most `max_tokens` tokens.
+
+    Args:
+        ids: one sentence's ids `(S,)`, or a batch of them, ragged `(batch, None)`.
+
+    Returns:
+        The same kind: `(min(S, max_tokens - 1) + 1,)`, or ragged `(batch, None)`.
+    """
+    limit = None if max_tokens is None else max_tokens - 1
+    return tf.concat([ids[..., :limit], _one_position(ids, EOS_ID)], axis=-1)
+
+
+def teacher_forcing(source_ids, target_ids):
+    """The shift: `decoder_input = [BOS] + y`, `labels = y + [EOS]`, for one pair (vectors)
+    or a batch of them (ragged `(batch, None)`; the source can be of any kind)."""
+    decoder_input = tf.concat([_one_position(target_ids, BOS_ID), target_ids], axis=-1)
+    labels = tf.concat([target_ids, _one_position(target_ids, EOS_ID)], axis=-1)
+    return {"source": source_ids, "decoder_input": decoder_input}, labels
+
+
+def _one_position(ids, token: int):
+    """`token` as one more position of `ids`: `(1,)` for a vector, `(batch, 1)` for a ragged
+    batch."""
+    if isinstance(ids, tf.RaggedTensor):
+        return tf.fill([ids.nrows(), 1], token)
+    return tf.fill([1], token)
+
+
 def tokenize_pairs(
     pairs: tf.data.Dataset, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
 ) -> tf.data.Dataset:
@@ -57,23 +95,25 @@ def tokenize_pairs(
     """
 
     def tokenize(source, target):
-        source_ids = source_tokenizer.tokenize(source)
-        eos = tf.fill([source_ids.nrows(), 1], EOS_ID)
-        return tf.concat([source_ids, eos], axis=1), target_tokenizer.tokenize(target)
+        return end_with_eos(source_tokenizer.tokenize(source)), target_tokenizer.tokenize(target)
 
     return pairs.batch(_TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
-def _status(source_ids, target_ids, data: DataConfig):
-    """0 = keep, 1 = empty side, 2 = too long (the source counts its EOS, the target its
-    BOS/EOS)."""
+def filter_status(source_ids, target_ids, data: DataConfig) -> tf.Tensor:
+    """The pair's `FilterStatus`, an int32 scalar (the source's length counts its EOS, the
+    target's its BOS or EOS)."""
     source_length = tf.shape(source_ids)[0]
     target_length = tf.shape(target_ids)[0]
     empty = tf.logical_or(source_length <= 1, target_length == 0)
     too_long = tf.logical_or(
         source_length > data.max_source_length, target_length + 1 > data.max_target_length
     )
-    return tf.where(empty, 1, tf.where(too_long, 2, 0))
+    return tf.where(
+        empty,
+        FilterStatus.EMPTY.value,
+        tf.where(too_long, FilterStatus.TOO_LONG.value, FilterStatus.KEPT.value),
+    )
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -102,12 +142,14 @@ def count_filtered(tokenized: tf.data.Dataset, data: DataConfig) -> FilterCounts
     """One streaming pass over `tokenized` pairs that counts what filtering keeps and drops."""
 
     def add(totals, pair):
-        status = _status(*pair, data)
-        kept = tf.cast(tf.equal(status, 0), tf.int64)
+        status = filter_status(*pair, data)
+        by_status = tf.one_hot(status, len(FilterStatus), dtype=tf.int64)  # kept, empty, too long
+        kept = tf.cast(tf.equal(status, FilterStatus.KEPT.value), tf.int64)
         lengths = tf.cast(tf.stack([tf.shape(pair[0])[0], tf.shape(pair[1])[0]]), tf.int64)
-        return totals + tf.concat([tf.one_hot(status, 3, dtype=tf.int64), kept * lengths], axis=0)
+        return totals + tf.concat([by_status, kept * lengths], axis=0)
 
-    totals = tokenized.reduce(tf.zeros([5], tf.int64), add).numpy()
+    # The fields of `FilterCounts`, in order.
+    totals = tokenized.reduce(tf.zeros([len(FilterStatus) + 2], tf.int64), add).numpy()
     return FilterCounts(*(int(x) for x in totals))
 
 
@@ -115,13 +157,6 @@ def count_batches(dataset: tf.data.Dataset) -> int:
     """The number of batches in one pass over `dataset` (the same in every pass: length
     bucketing puts each pair in the bucket of its length, whatever the shuffle order)."""
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
-
-
-def teacher_forcing(source_ids, target_ids):
-    """The shift: `decoder_input = [BOS] + y`, `labels = y + [EOS]`."""
-    decoder_input = tf.concat([[BOS_ID], target_ids], axis=0)
-    labels = tf.concat([target_ids, [EOS_ID]], axis=0)
-    return {"source": source_ids, "decoder_input": decoder_input}, labels
 
 
 def batch_by_length(
@@ -163,7 +198,8 @@ def make_dataset(
     `shard = (count, index)` keeps every count-th pair from the index-th (one input pipeline
     of a multi-worker run). Batches hold up to `train.batch_size` sentences or tokens.
     """
-    examples = tokenized.filter(lambda s, t: tf.equal(_status(s, t, data), 0))
+    kept = FilterStatus.KEPT.value
+    examples = tokenized.filter(lambda s, t: tf.equal(filter_status(s, t, data), kept))
     if shard[0] > 1:
         examples = examples.shard(*shard)
     if shuffle:

@@ -52,6 +52,9 @@ def attention_figure(
     figure is as large as that plus the measured labels, colorbar and title need, so every
     label lies inside it. The title is wrapped into lines no wider than the figure.
     """
+    # matplotlib is imported here, when a picture is drawn, not with the module: it is slow to
+    # import (`python -X importtime -c "import matplotlib.figure"`), and the CLI imports this
+    # module for every command.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

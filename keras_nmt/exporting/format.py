@@ -15,7 +15,7 @@ import keras_nmt
 from keras_nmt.config import Config
 
 # SavedModel: signature name -> which decoding, and the outputs of
-# `Translator.translate_graph` it returns.
+# `Translator.translate_tensors` it returns.
 SAVED_MODEL_SIGNATURES = {
     "serving_default": ("beam", ("translation", "score")),
     "translate_greedy": ("greedy", ("translation", "score")),
@@ -35,7 +35,6 @@ TFLITE_SIGNATURES = {
     "translate_greedy": ("greedy", "text", ("translation", "score")),
     "translate_ids": ("beam", "source_ids", ("target_ids", "score")),
 }
-TFLITE_QUANTIZATIONS = ("none", "float16", "dynamic_range")
 # The name of the flatbuffer metadata entry holding the JSON metadata.
 TFLITE_METADATA_NAME = "keras_nmt"
 # The only custom ops a TFLite export may contain: tensorflow-text's SentencePiece kernels.

@@ -1,6 +1,6 @@
 """SavedModel export for TensorFlow Serving: raw text in, translations out.
 
-The export holds the whole translation graph of `Translator.translate_text` (tokenization,
+The export holds the whole translation graph of `Translator.translate_function` (tokenization,
 truncation, encoder, decoding, detokenization) with the SentencePiece models embedded as
 constants; it needs only TensorFlow and tensorflow-text ops to run. Signatures
 (method `tensorflow/serving/predict`; `B` is the batch, `n` the exported beam size):
@@ -58,7 +58,7 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
 
 def _endpoint(translator: Translator, keys: tuple[str, ...]):
     def endpoint(text):
-        outputs = translator.translate_text(text)
+        outputs = translator.translate_function(text)
         return {key: outputs[key] for key in keys}
 
     return endpoint

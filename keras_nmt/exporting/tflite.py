@@ -2,8 +2,9 @@
 
 The `.tflite` file holds the whole translator for a batch of one: SentencePiece tokenization
 (tensorflow-text's two FastSentencepiece custom ops), truncation, encoder, greedy or beam
-search, detokenization. Every other op is a TFLite builtin: no Select TF (Flex) ops, which no
-Python interpreter here can run (google-ai-edge/LiteRT#6458). Signatures:
+search, detokenization. Every other op is a TFLite builtin: no Select TF (Flex) ops, which
+neither TF 2.21's `tf.lite.Interpreter` nor ai-edge-litert's can run, their Python packages
+having no Flex delegate (google-ai-edge/LiteRT#6458). Signatures:
 
     translate          text string[] or [1] -> translation string[1], score float32[1]
                        (the exported decoding: beam search unless decode.beam_size is 1)
@@ -17,7 +18,7 @@ batch of one it was traced for. More than one sentence (text `[2]`, ids `[2, S]`
 RESHAPE when the signature runs ("num_input_elements != num_output_elements"), and so do empty
 text `[0]` and scalar ids.
 
-Route (what converts to builtins here): trace batch-1 endpoints into an ExportArchive
+Route (what converts to builtins with TF 2.21): trace batch-1 endpoints into an ExportArchive
 SavedModel (a static batch keeps every shape static, so the Keras LSTM's loops lower to
 builtins and no ragged op is needed), then `TFLiteConverter.from_saved_model(...,
 signature_keys=...)` with `allow_custom_ops` for the tensorflow-text ops. Converting from
@@ -39,10 +40,10 @@ import tensorflow as tf
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
+from keras_nmt.config import TFLITE_QUANTIZATIONS
 from keras_nmt.errors import UserError
 from keras_nmt.exporting.format import (
     TFLITE_METADATA_NAME,
-    TFLITE_QUANTIZATIONS,
     TFLITE_SIGNATURES,
     tflite_metadata,
 )
@@ -78,12 +79,12 @@ def _endpoint(translator: Translator, kind: str):
 
         def translate_ids(source_ids):
             source_ids = tf.reshape(source_ids, [1, tf.shape(source_ids)[-1]])  # (1, S)
-            return translator.translate_ids_graph(source_ids)
+            return translator.translate_ids_tensors(source_ids)
 
         return translate_ids
 
     def translate(text):
-        outputs = translator.translate_graph(tf.reshape(text, [1]))
+        outputs = translator.translate_tensors(tf.reshape(text, [1]))
         return {"translation": outputs["translation"], "score": outputs["score"]}
 
     return translate

@@ -15,6 +15,8 @@ from __future__ import annotations
 import pathlib
 
 import numpy as np
+from ai_edge_litert.interpreter import InterpreterWithCustomOps
+from tensorflow_text import tflite_registrar
 
 from keras_nmt.errors import UserError
 from keras_nmt.exporting.format import read_tflite_metadata
@@ -39,9 +41,6 @@ class TFLiteTranslator(TextTranslator):
 
     @classmethod
     def load(cls, path: str | pathlib.Path, threads: int | None = None) -> TFLiteTranslator:
-        from ai_edge_litert.interpreter import InterpreterWithCustomOps
-        from tensorflow_text import tflite_registrar
-
         path = pathlib.Path(path)
         try:
             model = path.read_bytes()

@@ -1,10 +1,12 @@
 """`Translator`: a trained model in process, raw text in, translations out, with tokenization
 and decoding in one graph.
 
-`Translator.translate_text` is a `tf.function` over a string batch: tokenize, truncate to
-`export.max_input_tokens` (EOS included), append EOS, encode once, decode, drop everything
-from EOS on, detokenize. Each Translator traces it once (its decoding settings are constants
-of the graph); the SavedModel export serves the same function.
+`Translator.translate_tensors` translates a string batch with TensorFlow ops alone, to be
+traced: tokenize, truncate to `export.max_input_tokens` (EOS included), append EOS, encode
+once, decode, drop everything from EOS on, detokenize. `Translator.translate_function` is
+that as one `tf.function` over a batch of any size; each Translator traces it once (its
+decoding settings are constants of the graph), and the SavedModel export serves it. The
+TFLite export traces `translate_tensors` for a batch of one.
 
 It is the `TextTranslator` of a run directory (`Translator.load_run_dir`).
 """
@@ -18,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nmt.config import Config
+from keras_nmt.data.pipeline import end_with_eos, teacher_forcing
 from keras_nmt.data.tokenizer import Tokenizer
 from keras_nmt.decoding import forbid_tokens, search
 from keras_nmt.errors import UserError
@@ -84,13 +87,12 @@ class Translator(tf.Module, TextTranslator):
     def encode_text(self, text: tf.Tensor) -> tf.Tensor:
         """Strings `(batch,)` -> padded source ids `(batch, S)`, each row truncated and ended
         with EOS; an empty or whitespace-only string becomes `[EOS]`."""
-        limit = self.config.export.max_input_tokens - 1
+        max_tokens = self.config.export.max_input_tokens
         ids = self.source_tokenizer.tokenize(text)
         if text.shape[0] == 1:
             # One sentence: no ragged ops (they are not TFLite builtins).
-            return tf.concat([ids.flat_values[:limit], [EOS_ID]], axis=0)[None, :]
-        eos = tf.fill([ids.nrows(), 1], EOS_ID)
-        return tf.concat([ids[:, :limit], eos], axis=1).to_tensor()
+            return end_with_eos(ids.flat_values, max_tokens)[None, :]
+        return end_with_eos(ids, max_tokens).to_tensor()
 
     def pieces(self, ids: tf.Tensor, tokenizer: Tokenizer) -> tf.Tensor:
         """Ids `(batch, L)` -> their SentencePiece pieces `(batch, L)`, "" for PAD."""
@@ -104,17 +106,19 @@ class Translator(tf.Module, TextTranslator):
         length_penalty: float | None = None,
     ) -> Translator:
         """The same model with other decoding settings (validated like the config)."""
-        overrides = [f"decode.beam_size={beam_size}"] if beam_size is not None else []
-        overrides += [f"decode.n_best={n_best}"] if n_best is not None else []
-        if length_penalty is not None:
-            overrides.append(f"decode.length_penalty={length_penalty}")
-        config = self.config.replace(overrides) if overrides else self.config
+        settings = {"beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty}
+        changed = {key: value for key, value in settings.items() if value is not None}
+        return self.with_config(self.config.with_section("decode", **changed))
+
+    def with_config(self, config: Config) -> Translator:
+        """The same model and tokenizers with `config`'s `decode` and `export` sections (its
+        `model` section must be the one the model was built with)."""
         return Translator(self.model, self.source_tokenizer, self.target_tokenizer, config)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def translate_text(self, text):
-        """`translate_graph` over a batch of any size, as one `tf.function`."""
-        return self.translate_graph(text)
+    def translate_function(self, text):
+        """`translate_tensors` as one `tf.function` over a batch of any size."""
+        return self.translate_tensors(text)
 
     def decode(self, source: tf.Tensor):
         """Source ids `(batch, S)` (each ended with EOS, then PAD) -> a `BeamResult` of the
@@ -130,19 +134,18 @@ class Translator(tf.Module, TextTranslator):
             decode.n_best,
         )  # fmt: skip
 
-    def translate_ids_graph(self, source_ids):
+    def translate_ids_tensors(self, source_ids):
         """One sentence's SentencePiece ids `(1, S)` (no EOS; truncated like text) -> a dict:
         `target_ids` `(1, T)` int32, the best hypothesis without EOS, and `score` `(1,)`. For
         apps that tokenize themselves; to be traced."""
-        limit = self.config.export.max_input_tokens - 1
-        source = tf.concat([source_ids[0, :limit], [EOS_ID]], axis=0)[None, :]
+        source = end_with_eos(source_ids[0], self.config.export.max_input_tokens)[None, :]
         result = self.decode(source)
         return {
             "target_ids": result.tokens[:, 0, : result.lengths[0, 0]],
             "score": result.scores[:, 0],
         }
 
-    def translate_graph(self, text):
+    def translate_tensors(self, text):
         """Translates `text` `(batch,)` with the configured decoding (`config.decode`); to be
         traced. With a static batch size (e.g. 1 for TFLite) every shape stays static.
 
@@ -189,28 +192,25 @@ class Translator(tf.Module, TextTranslator):
     @tf.function(
         input_signature=[tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.string)]
     )
-    def reference_nll_graph(self, text, reference):
+    def reference_nll_function(self, text, reference):
         """The summed NLL of `reference` `(batch,)` given `text` `(batch,)` under the model
         (teacher forcing, EOS included) and the number of reference tokens."""
-        target = self.target_tokenizer.tokenize(reference)
-        rows = target.nrows()
-        inputs = {
-            "source": self.encode_text(text),
-            "decoder_input": tf.concat([tf.fill([rows, 1], BOS_ID), target], 1).to_tensor(),
-        }
-        labels = tf.concat([target, tf.fill([rows, 1], EOS_ID)], 1).to_tensor()
-        logits, packed = self.model.packed_logits(inputs, labels)
+        inputs, labels = teacher_forcing(
+            self.encode_text(text), self.target_tokenizer.tokenize(reference)
+        )
+        inputs["decoder_input"] = inputs["decoder_input"].to_tensor()  # (batch, T)
+        logits, packed = self.model.packed_logits(inputs, labels.to_tensor())
         nll = token_losses(packed, logits).nll
         return tf.reduce_sum(nll), tf.size(nll)
 
     def reference_nll(
         self, sentences: Sequence[str], references: Sequence[str]
     ) -> tuple[float, int]:
-        """`reference_nll_graph` over whole lists, in batches: (summed NLL, tokens)."""
+        """`reference_nll_function` over whole lists, in batches: (summed NLL, tokens)."""
         total, tokens = 0.0, 0
         size = self.batch_size
         for start in range(0, len(sentences), size):
-            nll, count = self.reference_nll_graph(
+            nll, count = self.reference_nll_function(
                 tf.constant(sentences[start : start + size], tf.string),
                 tf.constant(references[start : start + size], tf.string),
             )
@@ -218,10 +218,10 @@ class Translator(tf.Module, TextTranslator):
         return total, tokens
 
     def translate_batch(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        output = self.translate_text(tf.constant(sentences, tf.string))
+        output = self.translate_function(tf.constant(sentences, tf.string))
         return output["translations"].numpy(), output["scores"].numpy()
 
     def alignment_batch(self, sentences: list[str]) -> dict[str, np.ndarray]:
-        output = self.translate_text(tf.constant(sentences, tf.string))
+        output = self.translate_function(tf.constant(sentences, tf.string))
         keys = ("attention", "source_tokens", "target_tokens")
         return {key: output[key].numpy() for key in keys}

@@ -15,10 +15,12 @@ from collections.abc import Callable
 import yaml
 
 from keras_nmt.config import Config
+from keras_nmt.evaluation.attention_plot import plot_translations
 from keras_nmt.evaluation.bleu import Scores, evaluate
+from keras_nmt.exporting.saved_model import export_saved_model
 from keras_nmt.inference.loading import load
 from keras_nmt.quickstart import corpus as default_corpus
-from keras_nmt.training.train import say, train
+from keras_nmt.training.train import log_to_stdout, train
 
 EXAMPLES = (
     "Yesterday he bought twenty-one apples.",
@@ -38,7 +40,7 @@ def quickstart_config(run_dir: str | pathlib.Path, overrides=()) -> Config:
 def quickstart(
     run_dir: str | pathlib.Path = "runs/quickstart",
     overrides=(),
-    log: Callable[[str], None] = say,
+    log: Callable[[str], None] = log_to_stdout,
     export_dir: str | pathlib.Path | None = "export",
 ) -> Scores:
     """Runs the whole path and returns the test scores (see the module docstring)."""
@@ -55,13 +57,9 @@ def quickstart(
     log(str(scores))
     for sentence, translation in zip(EXAMPLES, translator.translate(list(EXAMPLES))):
         log(f"  {sentence}\n  -> {translation}")
-    from keras_nmt.evaluation.attention_plot import plot_translations
-
     [picture] = plot_translations(translator, EXAMPLES[:1], [run_dir / "attention.png"])
     log(f"attention of the first example: {picture}")
     if export_dir is not None:
-        from keras_nmt.exporting.saved_model import export_saved_model
-
         exported = export_saved_model(translator, export_dir, "quickstart")
         log(f"SavedModel for TF Serving: {exported} (see docs/serving.md)")
     log(f"quickstart finished in {time.perf_counter() - start:.0f} s; model in {run_dir}")

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_nmt.errors import UserError
+from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
 from keras_nmt.training.checkpoint import Checkpointer
 
@@ -70,8 +71,6 @@ def average_run(
     Returns:
         The output directory and the averaged epochs (1-based).
     """
-    from keras_nmt.inference.translator import Translator
-
     run = RunDir(run_dir)
     translator = Translator.load_run_dir(run.path)
     keep = translator.config.train.average_last_epochs

@@ -1,5 +1,5 @@
-"""Training callbacks of our own (Keras's built-in ones are set up in `training`), called by
-`model.fit`."""
+"""Training callbacks of our own (Keras's built-in ones are set up in `training.train`),
+called by `model.fit`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ import sys
 import time
 
 import keras
+from tqdm import tqdm
+
+from keras_nmt.evaluation.bleu import score
 
 
 class TokenThroughput(keras.callbacks.Callback):
     """Measures non-PAD target tokens per second, timing each training step.
 
-    The wall time of a whole `fit` call is unreliable (it can stall seconds after the last
-    batch), so each step is timed from `on_train_batch_begin` to `on_train_batch_end`, and
-    the tokens of the step are the difference of a running token count. At the end of
+    Each step is timed from `on_train_batch_begin` to `on_train_batch_end`, so that what runs
+    between steps and epochs (validation, saves, the next input pipeline's start) is left out
+    of the rate; the tokens of the step are the difference of a running token count. At the end of
     each epoch `logs["target_tokens_per_second"]` gets the median over the epoch's steps after
     `warmup` steps (all steps if there are fewer).
 
@@ -85,8 +88,6 @@ class TrainingProgress(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         if self._bar is not None:
             return
-        from tqdm import tqdm
-
         epochs = self.params.get("epochs")
         self._bar = tqdm(
             total=self.params.get("steps"),
@@ -126,8 +127,9 @@ class TrainingProgress(keras.callbacks.Callback):
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """One line per finished epoch, through `log` (used instead of Keras's progress bar:
-    with `fit(verbose=1)` or `verbose=2`, epochs after the first ran ~60% slower here).
+    """One line per finished epoch, through `log`: the epoch's wall time and its logs. `fit`
+    runs with `verbose=0`, so this line (and `TrainingProgress` inside an epoch) takes the
+    place of Keras's progress bar, and goes wherever the caller's `log` sends it.
 
     Args:
         log: a callable taking one string.
@@ -184,9 +186,8 @@ class ValidationBLEU(keras.callbacks.Callback):
         logs["val_bleu"] = self.bleu()
 
     def bleu(self) -> float:
-        """Greedy sacreBLEU of the translator's model on the validation subset now."""
-        from keras_nmt.evaluation.bleu import score
-
+        """Greedy sacreBLEU of the translator's model on the validation subset, with its
+        current weights."""
         return score(self.translator.translate(self.sources), self.references).bleu
 
 
@@ -207,28 +208,29 @@ class EpochWeights(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Adds `training_minutes` to the epoch logs: the wall time of the run so far, earlier
-    (resumed) runs included. Given `max_minutes`, stops training after the epoch at whose end
-    one more epoch as long as the longest so far would end past the budget. An epoch's length
-    runs from the end of the one before (from `started` for the first of a run), so it counts
-    what happens between epochs too (saves, the next input pipeline's start). That once added
-    up to 50 s to some epochs and not others (tf.data's autotuning thread, since turned off in
-    `pipeline`); hence the longest, not the last.
+    """Adds `training_minutes` to the epoch logs: the wall time of the run so far, previous
+    runs in the same run directory (resumed) included. Given `max_minutes`, stops training
+    after the epoch at whose end one more epoch as long as the longest so far would end past
+    the budget. An epoch's length runs from the end of the one before (from `started` for the
+    first of a run), so it counts what happens between epochs too (validation, saves, the
+    next input pipeline's start), which differs from epoch to epoch: hence the longest, not
+    the last.
 
     Args:
         started: `time.time()` at the start of this run's `train` call.
-        earlier_minutes: the minutes of earlier runs in the same run directory (the last
-            `training_minutes` of its history; the unfinished epoch of a killed run is lost).
+        previous_minutes: the minutes of the previous runs in the same run directory (the
+            last `training_minutes` of its history; the unfinished epoch of a killed run is
+            lost).
         max_minutes: the budget, or None.
         agree: maps this worker's decision to stop (a bool) to the decision of all workers
             (whether any stops), so that the workers of a multi-worker run stop together.
         log: a callable taking one string.
     """
 
-    def __init__(self, started, earlier_minutes, max_minutes, agree, log):
+    def __init__(self, started, previous_minutes, max_minutes, agree, log):
         super().__init__()
         self.started = started
-        self.earlier_minutes = earlier_minutes
+        self.previous_minutes = previous_minutes
         self.max_minutes = max_minutes
         self.agree = agree
         self.log = log
@@ -237,7 +239,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.time()
-        minutes = self.earlier_minutes + (now - self.started) / 60
+        minutes = self.previous_minutes + (now - self.started) / 60
         if logs is not None:
             logs["training_minutes"] = minutes
         if self.max_minutes is None:

@@ -16,13 +16,12 @@ import os
 
 import tensorflow as tf
 
+from keras_nmt.config import STRATEGIES
 from keras_nmt.errors import ConfigError
-
-STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The strategy called `name` (one of `STRATEGIES`).
+    """The strategy called `name` (one of `config.STRATEGIES`).
 
     Raises:
         ConfigError: an unknown name, or `multi_worker` without a usable `TF_CONFIG`.

@@ -39,6 +39,7 @@ from keras_nmt.data.pipeline import (
 )
 from keras_nmt.data.tokenizer import Tokenizer, train_sentencepiece, write_model
 from keras_nmt.errors import ConfigError, UserError
+from keras_nmt.inference.translator import Translator
 from keras_nmt.models.losses import MaskedNLL
 from keras_nmt.models.seq2seq import Seq2Seq
 from keras_nmt.run_dir import RunDir
@@ -67,16 +68,20 @@ class TrainResult:
     valid_counts: FilterCounts | None
 
 
-def say(message: str) -> None:
-    """The default `log`: print a line at once (also when stdout is a file)."""
+def log_to_stdout(message: str) -> None:
+    """The default `log`: prints a line at once (also when stdout is a file)."""
     print(message, flush=True)
+
+
+def log_nothing(message: str) -> None:
+    """The `log` of the workers of a multi-worker run other than the chief."""
 
 
 def resolve_data_dir(config: Config) -> Config:
     """Makes `data.dir` absolute (relative paths are taken from the working directory), so the
     saved config still points at the corpus from anywhere."""
     absolute = pathlib.Path(config.data.dir).expanduser().resolve()
-    return config.replace([f"data.dir={absolute}"])
+    return config.with_section("data", dir=str(absolute))
 
 
 def _check_resumable(run: RunDir, config: Config) -> None:
@@ -164,8 +169,6 @@ def build_model(config: Config, source_vocab_size: int, target_vocab_size: int) 
 def validation_bleu(model, source_tokenizer, target_tokenizer, config: Config) -> ValidationBLEU:
     """The `ValidationBLEU` callback on the first `train.validation_bleu_sentences` pairs of
     the validation corpus."""
-    from keras_nmt.inference.translator import Translator
-
     _, valid_corpus = corpora(config)
     limit = config.train.validation_bleu_sentences
     sources = list(itertools.islice(valid_corpus.source_lines(), limit))
@@ -219,7 +222,7 @@ def _per_replica_batch_size(config: Config, replicas: int) -> TrainConfig:
 def train(
     config: Config,
     run_dir: str | pathlib.Path,
-    log: Callable[[str], None] = say,
+    log: Callable[[str], None] = log_to_stdout,
     progress: bool | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) a translator in `run_dir`; see the module docstring.
@@ -233,39 +236,109 @@ def train(
     started = time.time()  # `train.max_minutes` counts from here
     # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
     strategy = make_strategy(config.train.strategy)
-    replicas = strategy.num_replicas_in_sync
     chief = is_chief(strategy)
-    if not chief:
-        log = _silent
-    if progress is None:
-        progress = sys.stdout.isatty()
-    progress = progress and chief
+    log = log if chief else log_nothing
+    progress = (sys.stdout.isatty() if progress is None else progress) and chief
     config = resolve_data_dir(config)
+    run = _open_run_dir(run_dir, config)
+    per_replica = _per_replica_batch_size(config, strategy.num_replicas_in_sync)
+    train_corpus, valid_corpus = _checked_corpora(config, log)
+    if chief:
+        config.save(run.config)
+    keras.utils.set_random_seed(config.train.seed)
+    data = _prepare_data(run, config, train_corpus, valid_corpus, chief, log)
+    steps = _steps_per_epoch(config, data.train, per_replica, strategy.num_replicas_in_sync)
+    model, state = _model_and_state(config, strategy, data.tokenizers, run, steps, chief)
+    if not _restore(state, run, config, log):
+        finished = int(state.position.epoch.numpy())
+        return TrainResult(
+            run.path, finished, run.finished_epochs(), data.train_counts, data.valid_counts
+        )
+    budget = _time_budget(started, run, config, strategy, log)
+    run_callbacks = callbacks(
+        config,
+        run,
+        model,
+        state.token_count,
+        data.tokenizers,
+        data.valid,
+        chief,
+        log,
+        budget,
+        progress,
+    )
+    make_epoch = epoch_dataset(data.train, config.data, per_replica)
+    _fit(model, make_epoch, state, config.train.epochs, steps, data.valid, run_callbacks)
+    if chief and config.train.average_last_epochs:
+        _average(run, config, data.tokenizers, data.valid, log)
+    history = run.finished_epochs()
+    return TrainResult(run.path, len(history), history, data.train_counts, data.valid_counts)
+
+
+def _open_run_dir(run_dir: str | pathlib.Path, config: Config) -> RunDir:
+    """The run directory, made if missing; one holding a run of another config is refused."""
     run = RunDir(run_dir)
     run.path.mkdir(parents=True, exist_ok=True)
     _check_resumable(run, config)
-    per_replica = _per_replica_batch_size(config, replicas)
+    return run
+
+
+def _checked_corpora(
+    config: Config, log: Callable[[str], None]
+) -> tuple[ParallelCorpus, ParallelCorpus | None]:
+    """The training and validation corpora (`corpora`), each checked (`ParallelCorpus.check`)
+    and its line count logged."""
     train_corpus, valid_corpus = corpora(config)
     log(f"training corpus: {train_corpus.name}: {train_corpus.check()} lines")
     if valid_corpus is not None:
         log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
-    if chief:
-        config.save(run.config)
-    keras.utils.set_random_seed(config.train.seed)
+    return train_corpus, valid_corpus
 
-    source_tokenizer, target_tokenizer = tokenizers(run, config, train_corpus, log, chief)
-    train_tokenized = tokenized_corpus(train_corpus, source_tokenizer, target_tokenizer)
+
+@dataclasses.dataclass(frozen=True)
+class _RunData:
+    """What a run trains and validates on: the tokenizers, the tokenized training pairs
+    (`tokenized_corpus`), the validation batches (None without a validation corpus) and the
+    filter counts of both."""
+
+    tokenizers: tuple[Tokenizer, Tokenizer]
+    train: tf.data.Dataset
+    train_counts: FilterCounts
+    valid: tf.data.Dataset | None
+    valid_counts: FilterCounts | None
+
+
+def _prepare_data(
+    run: RunDir,
+    config: Config,
+    train_corpus: ParallelCorpus,
+    valid_corpus: ParallelCorpus | None,
+    chief: bool,
+    log: Callable[[str], None],
+) -> _RunData:
+    """Loads (or trains) the tokenizers, tokenizes both corpora and counts what filtering
+    keeps, logging the counts.
+
+    Raises:
+        UserError: no training pair is left after filtering.
+    """
+    tokenizer_pair = tokenizers(run, config, train_corpus, log, chief)
+    train_tokenized = tokenized_corpus(train_corpus, *tokenizer_pair)
     train_counts = count_filtered(train_tokenized, config.data)
     log(f"training data: {train_counts}")
     if train_counts.kept == 0:
         raise UserError(f"{train_corpus.name}: no training pair left after filtering")
-    valid_counts, valid_data = _validation_data(
-        valid_corpus, (source_tokenizer, target_tokenizer), config, log
-    )
-    steps = _steps_per_epoch(config, train_tokenized, per_replica, replicas)
-    model, state = _model_and_state(
-        config, strategy, (source_tokenizer, target_tokenizer), run, steps, chief
-    )
+    valid_counts, valid_data = _validation_data(valid_corpus, tokenizer_pair, config, log)
+    return _RunData(tokenizer_pair, train_tokenized, train_counts, valid_data, valid_counts)
+
+
+def _restore(state: FitCheckpoint, run: RunDir, config: Config, log: Callable[[str], None]) -> bool:
+    """Restores `state` from the run's latest checkpoint, if any, and says whether training
+    goes on: not when the run stopped early or has finished `train.epochs` epochs.
+
+    Raises:
+        UserError: the run has finished epochs but no checkpoint to resume from.
+    """
     restored = state.restore()
     if restored is None and run.finished_epochs():
         raise UserError(
@@ -280,35 +353,11 @@ def train(
         )
     if bool(state.position.stopped.numpy()):
         log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
-        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
+        return False
     if finished >= config.train.epochs:
         log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
-        return TrainResult(run.path, finished, run.finished_epochs(), train_counts, valid_counts)
-
-    run_callbacks = callbacks(
-        config,
-        run,
-        model,
-        state.token_count,
-        (source_tokenizer, target_tokenizer),
-        valid_data,
-        chief,
-        log,
-        progress=progress,
-        time_budget=TimeBudget(
-            started,
-            _earlier_minutes(run),
-            config.train.max_minutes,
-            lambda stop: any_worker(strategy, stop),
-            log,
-        ),
-    )
-    make_epoch = epoch_dataset(train_tokenized, config.data, per_replica)
-    _fit(model, make_epoch, state, config.train.epochs, steps, valid_data, run_callbacks)
-    if chief and config.train.average_last_epochs:
-        _average(run, config, (source_tokenizer, target_tokenizer), valid_data, log)
-    history = run.finished_epochs()
-    return TrainResult(run.path, len(history), history, train_counts, valid_counts)
+        return False
+    return True
 
 
 def _validation_data(
@@ -376,63 +425,106 @@ def callbacks(
     time_budget: TimeBudget | None = None,
     progress: bool = False,
 ) -> list[keras.callbacks.Callback]:
-    """The Keras callbacks of a run. Those that decide (validation BLEU, early stopping,
-    NaN, the time budget) run in every worker so that all stop together; those that write
-    files only in the chief. The progress bar comes first, so that `TokenThroughput`'s timing
-    of a step includes its update. `token_count` returns the epoch's running non-PAD target
-    token count (for the progress bar and `TokenThroughput`)."""
+    """The Keras callbacks of a run, in the order Keras calls them. Those that decide
+    (validation BLEU, early stopping, NaN, the time budget) run in every worker so that all
+    stop together; those that write files only in the chief. `token_count` returns the
+    epoch's running non-PAD target token count (for the progress bar and `TokenThroughput`).
+    """
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
+    found = _measuring_callbacks(
+        config, model, token_count, tokenizers, valid_data, time_budget, progress
+    )
+    found += _steering_callbacks(config, run, model, valid_data, monitor, mode, chief)
+    if chief:
+        found += _writing_callbacks(config, run, valid_data, monitor, mode, log)
+    return found
+
+
+def _measuring_callbacks(
+    config: Config,
+    model: Seq2Seq,
+    token_count: Callable[[], float],
+    tokenizers: tuple[Tokenizer, Tokenizer],
+    valid_data: tf.data.Dataset | None,
+    time_budget: TimeBudget | None,
+    progress: bool,
+) -> list[keras.callbacks.Callback]:
+    """The progress bar and the callbacks that add to the epoch logs (`val_bleu`,
+    `training_minutes`, `target_tokens_per_second`). The progress bar comes first, so that
+    `TokenThroughput`'s timing of a step includes its update; the rest come before every
+    callback that reads the logs."""
     found = []
     if progress:
         found.append(TrainingProgress(token_count))
     if config.train.validation_bleu_every and valid_data is not None:
-        # First: the callbacks after it (checkpoint, early stopping, logs) read val_bleu.
         found.append(validation_bleu(model, *tokenizers, config))
     if time_budget is not None:
-        found.append(time_budget)  # before the logs that record `training_minutes`
-    found += [
-        TokenThroughput(token_count),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    if config.train.average_last_epochs:
-        found.append(
-            EpochWeights(
-                epoch_checkpointer(run, model, keep=config.train.average_last_epochs, write=chief)
-            )
-        )
-    if config.train.learning_rate_decay and valid_data is not None:
+        found.append(time_budget)
+    found.append(TokenThroughput(token_count))
+    return found
+
+
+def _steering_callbacks(
+    config: Config,
+    run: RunDir,
+    model: Seq2Seq,
+    valid_data: tf.data.Dataset | None,
+    monitor: str,
+    mode: str,
+    chief: bool,
+) -> list[keras.callbacks.Callback]:
+    """What every worker runs at batch and epoch ends: stopping on NaN, keeping the epochs'
+    weights for averaging, decaying the learning rate, early stopping."""
+    options = config.train
+    found: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if options.average_last_epochs:
+        checkpointer = epoch_checkpointer(run, model, keep=options.average_last_epochs, write=chief)
+        found.append(EpochWeights(checkpointer))
+    if options.learning_rate_decay and valid_data is not None:
         found.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor,
                 mode=mode,
-                factor=config.train.learning_rate_decay,
-                patience=config.train.learning_rate_patience,
-                min_lr=config.train.learning_rate / 1000,
+                factor=options.learning_rate_decay,
+                patience=options.learning_rate_patience,
+                min_lr=options.learning_rate / 1000,
                 verbose=0,
             )
         )
-    if config.train.early_stopping_patience and valid_data is not None:
+    if options.early_stopping_patience and valid_data is not None:
         found.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=config.train.early_stopping_patience
+                monitor=monitor, mode=mode, patience=options.early_stopping_patience
             )
         )
-    if chief:
-        found += [
-            keras.callbacks.ModelCheckpoint(
-                str(run.weights),
-                monitor=monitor,
-                mode=mode,
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=run.best(monitor, mode) if valid_data is not None else None,
-            ),
-            keras.callbacks.CSVLogger(str(run.history), append=True),
-        ]
-        if config.train.tensorboard:
-            found.append(keras.callbacks.TensorBoard(str(run.logs)))
-        found.append(EpochLogger(log, config.train.epochs))
+    return found
+
+
+def _writing_callbacks(
+    config: Config,
+    run: RunDir,
+    valid_data: tf.data.Dataset | None,
+    monitor: str,
+    mode: str,
+    log: Callable[[str], None],
+) -> list[keras.callbacks.Callback]:
+    """What the chief alone runs: the best weights, history.csv, TensorBoard, the epoch
+    lines."""
+    found = [
+        keras.callbacks.ModelCheckpoint(
+            str(run.weights),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+            initial_value_threshold=run.best(monitor, mode) if valid_data is not None else None,
+        ),
+        keras.callbacks.CSVLogger(str(run.history), append=True),
+    ]
+    if config.train.tensorboard:
+        found.append(keras.callbacks.TensorBoard(str(run.logs)))
+    found.append(EpochLogger(log, config.train.epochs))
     return found
 
 
@@ -492,10 +584,25 @@ def _fit(
         run(epoch, epochs, 0)
 
 
-def _earlier_minutes(run: RunDir) -> float:
-    """The `training_minutes` of the last epoch logged by earlier runs (0 for a new run)."""
+def _time_budget(
+    started: float,
+    run: RunDir,
+    config: Config,
+    strategy: tf.distribute.Strategy,
+    log: Callable[[str], None],
+) -> TimeBudget:
+    """The `TimeBudget` of a run whose `train` call started at `started` (`time.time()`):
+    it adds the minutes the run directory's previous runs logged, and the workers of a
+    multi-worker run agree on when to stop."""
     rows = run.finished_epochs()
-    return rows[-1].get("training_minutes", 0.0) if rows else 0.0
+    previous_minutes = rows[-1].get("training_minutes", 0.0) if rows else 0.0
+    return TimeBudget(
+        started,
+        previous_minutes,
+        config.train.max_minutes,
+        lambda stop: any_worker(strategy, stop),
+        log,
+    )
 
 
 def _average(
@@ -506,8 +613,6 @@ def _average(
     log: Callable[[str], None],
 ) -> None:
     """Writes `run.averaged` (see `averaging`) and logs its greedy validation BLEU."""
-    from keras_nmt.inference.translator import Translator
-
     path, epochs = average_run(run.path, run.averaged, config.train.average_last_epochs)
     message = f"averaged the weights of epochs {epochs[0]}-{epochs[-1]} into {path}"
     if config.train.validation_bleu_every and valid_data is not None:
@@ -516,7 +621,3 @@ def _average(
         best = run.best("val_bleu", "max")
         message += f": val_bleu {bleu:.2f} (best epoch: {best:.2f})"
     log(message)
-
-
-def _silent(_message: str) -> None:
-    pass
