@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_nmt.data.pipeline import group_micro_batches
+from keras_nmt.data.pipeline import group_micro_batches, teacher_forcing
 from keras_nmt.models.losses import MaskedNLL
 from keras_nmt.models.seq2seq import Seq2Seq
 from keras_nmt.training.optimizer import FusedAdam
@@ -42,11 +42,11 @@ def spread_out(model: Seq2Seq, seed: int = 0) -> Seq2Seq:
 
 
 def batch(source, labels):
-    """`(inputs, labels)` as `pipeline.make_dataset` makes them."""
-    labels = tf.constant(labels, tf.int32)
-    decoder_input = tf.concat([tf.ones_like(labels[:, :1]), labels[:, :-1]], axis=1)
-    decoder_input = tf.where(labels == 0, 0, decoder_input)
-    return {"source": tf.constant(source, tf.int32), "decoder_input": decoder_input}, labels
+    """`(inputs, labels)` as `pipeline.make_dataset` makes them, from PAD-padded `source` and
+    `labels` lists (each label row ends with EOS)."""
+    targets = tf.ragged.constant([[t for t in row if t != 0][:-1] for row in labels], tf.int32)
+    inputs, labels = teacher_forcing(tf.constant(source, tf.int32), targets)
+    return {**inputs, "decoder_input": inputs["decoder_input"].to_tensor()}, labels.to_tensor()
 
 
 def batches():

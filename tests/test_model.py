@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_nmt.data.pipeline import teacher_forcing
 from keras_nmt.models.losses import MaskedNLL, token_losses
 from keras_nmt.models.seq2seq import Seq2Seq
 
@@ -111,12 +112,9 @@ def test_packed_training_loss_and_gradients_equal_the_padded_ones():
     """Training projects only non-PAD positions and fuses the loss: same value, same
     gradients as MaskedNLL on the full padded logits."""
     model = small_model(dropout=0.0)
-    labels = tf.constant([[5, 6, 7, 2], [8, 2, 0, 0], [9, 10, 2, 0]])
-    inputs = {
-        "source": tf.constant([[4, 5, 6, 2], [7, 2, 0, 0], [8, 9, 2, 0]]),
-        "decoder_input": tf.concat([tf.ones([3, 1], tf.int32), labels[:, :-1]], axis=1),
-    }
-    inputs["decoder_input"] = tf.where(labels == 0, 0, inputs["decoder_input"])
+    source = tf.constant([[4, 5, 6, 2], [7, 2, 0, 0], [8, 9, 2, 0]])
+    inputs, labels = teacher_forcing(source, tf.ragged.constant([[5, 6, 7], [8], [9, 10]]))
+    inputs["decoder_input"], labels = inputs["decoder_input"].to_tensor(), labels.to_tensor()
     for smoothing in (0.0, 0.1):
         with tf.GradientTape(persistent=True) as tape:
             padded = MaskedNLL(smoothing)(labels, model(inputs))

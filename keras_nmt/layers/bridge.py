@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-BRIDGES = ("project", "sum", "zeros")
+from keras_nmt.config import BRIDGES
 
 
 class Bridge(keras.layers.Layer):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from keras_nmt.config import RNN_TYPES
 from keras_nmt.special_ids import PAD_ID
-
-RNN_TYPES = ("lstm", "gru")
 
 
 def recurrent_layer(rnn_type: str, units: int, **kwargs) -> keras.layers.Layer:

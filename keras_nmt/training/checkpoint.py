@@ -133,9 +133,9 @@ class TrainingPosition:
         """A `tf.train.Checkpoint` of `model`, `optimizer` (built) and this position.
 
         Explicit variable lists: a `tf.train.Checkpoint(model=model)` of a Keras 3 model
-        reaches only some of its variables (7 of 25 for a small Seq2Seq: the RNN cells'
-        weights and the dropout RNG states were missing). `model.variables` has them all, in
-        a fixed order for a given architecture."""
+        reaches only some of its variables (for a small Seq2Seq, 7 of 25: neither the RNN
+        cells' weights nor the dropout RNG states). `model.variables` has them all, in a fixed
+        order for a given architecture."""
         return tf.train.Checkpoint(
             model=[variable.value for variable in model.variables],
             optimizer=[variable.value for variable in optimizer.variables],
