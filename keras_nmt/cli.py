@@ -1,23 +1,32 @@
 """The `keras-nmt` command: each subcommand is a thin layer over one library function.
 
     keras-nmt train --config FILE --run-dir DIR [--strategy S] [--set section.key=value ...]
-    keras-nmt translate --model PATH [--input FILE] [--output FILE] [--batch-size N]
-                        [--beam-size K] [--length-penalty A] [--n-best N] [--plot-attention DIR]
-    keras-nmt evaluate --model PATH --src FILE --ref FILE [--beam-size K] [--length-penalty A]
-                       [--lowercase] [--ter]
+    keras-nmt translate --model PATH [--model PATH ...] [--input FILE] [--output FILE]
+                        [--batch-size N] [--beam-size K] [--length-penalty A] [--n-best N]
+                        [--sampling-topk K [--sampling-temperature T] [--seed N]]
+                        [--plot-attention DIR]
+    keras-nmt evaluate --model PATH [--model PATH ...] --src FILE --ref FILE [--beam-size K]
+                       [--length-penalty A] [--lowercase] [--ter]
+    keras-nmt score --model PATH [--model PATH ...] --src FILE --tgt FILE [--length-penalty A]
+                    [--per-token]
     keras-nmt average --run-dir DIR [--last N] [--output-dir OUT]
-    keras-nmt export --model RUN_DIR --format saved_model [--output-dir BASE] [--name NAME]
+    keras-nmt export --model RUN_DIR [--model RUN_DIR ...] --format saved_model
+                     [--output-dir BASE] [--name NAME]
                      [--version N] [--set decode.KEY=VALUE ...]
     keras-nmt export --model RUN_DIR --format tflite --output FILE.tflite
                      [--quantize none|float16|dynamic_range] [--set decode.KEY=VALUE ...]
     keras-nmt quickstart [--run-dir DIR] [--export-dir BASE] [--set section.key=value ...]
 
 PATH is a run directory, a SavedModel export (a version directory, or a model base path
-whose highest version is used) or a `.tflite` export.
+whose highest version is used) or a `.tflite` export. Several `--model` run directories
+decode as one ensemble (the mean of their probabilities; they must share the target
+SentencePiece model).
 
 `translate` writes one translation a line; with `--n-best N` > 1 it writes N lines per input
 sentence, best first, each `INDEX ||| TRANSLATION ||| SCORE` (INDEX counts input lines from 0;
-SCORE is the log-probability divided by GNMT's length penalty).
+SCORE is the log-probability divided by GNMT's length penalty). `score` writes, per line
+pair, the SCORE that `translate` would give that translation (EOS included); with
+`--per-token` it is followed by ` ||| ` and each piece's `PIECE:LOG_PROB`, EOS last.
 
 Errors a user can cause print one line (`keras-nmt: error: ...`) and exit with status 2.
 """
@@ -49,10 +58,28 @@ def _train(args) -> None:
     train(config, args.run_dir)
 
 
-def _translate(args) -> None:
+def _load(paths: list[str]):
+    """The translator of one model (run directory or export), or the ensemble of several
+    run directories."""
     from keras_nmt.inference.loading import load
+    from keras_nmt.inference.translator import Translator
 
-    translator = load(args.model).with_decoding(args.beam_size, args.n_best, args.length_penalty)
+    if len(paths) == 1:
+        return load(paths[0])
+    return Translator.ensemble([Translator.load_run_dir(path) for path in paths])
+
+
+def _translate(args) -> None:
+    sampling = {
+        "sampling_topk": args.sampling_topk,
+        "sampling_temperature": args.sampling_temperature,
+        "sampling_seed": args.seed,
+    }
+    if args.sampling_topk is None and any(v is not None for v in sampling.values()):
+        raise UserError("--sampling-temperature and --seed sample: give --sampling-topk too")
+    translator = _load(args.model).with_decoding(
+        args.beam_size, args.n_best, args.length_penalty, **sampling
+    )
     n_best = translator.n_best
     index = 0
     with _open(args.input, "r") as source, _open(args.output, "w") as target:
@@ -107,10 +134,24 @@ def _progress(path: str | None):
 
 def _evaluate(args) -> None:
     from keras_nmt.evaluation.bleu import evaluate
-    from keras_nmt.inference.loading import load
 
-    translator = load(args.model).with_decoding(args.beam_size, length_penalty=args.length_penalty)
+    translator = _load(args.model).with_decoding(args.beam_size, length_penalty=args.length_penalty)
     print(evaluate(translator, args.src, args.ref, lowercase=args.lowercase, ter=args.ter))
+
+
+def _score(args) -> None:
+    from keras_nmt.data.corpus import ParallelCorpus
+
+    translator = _load(args.model).with_decoding(length_penalty=args.length_penalty)
+    corpus = ParallelCorpus(source=pathlib.Path(args.src), target=pathlib.Path(args.tgt))
+    corpus.check()  # aligned, UTF-8
+    sources, targets = list(corpus.source_lines()), list(corpus.target_lines())
+    with _open(None, "w") as output:
+        for score, pieces in translator.score(sources, targets):
+            line = f"{score:.4f}"
+            if args.per_token:
+                line += " ||| " + " ".join(f"{piece}:{lp:.4f}" for piece, lp in pieces)
+            output.write(line + "\n")
 
 
 def _average(args) -> None:
@@ -126,7 +167,7 @@ def _export(args) -> None:
     bad = [item for item in args.set if not item.startswith(("decode.", "export."))]
     if bad:
         raise UserError(f"--set: an export may change only decode.* and export.*, got {bad[0]}")
-    translator = Translator.load_run_dir(args.model)
+    translator = Translator.ensemble([Translator.load_run_dir(path) for path in args.model])
     if args.set:
         translator = translator.with_config(translator.config.replace(args.set))
     if args.format == "tflite":
@@ -140,9 +181,9 @@ def _export(args) -> None:
 
         if args.output is not None or args.quantize != "none":
             raise UserError("--output and --quantize are for --format tflite")
-        name = args.name or translator_name(args.model)
+        name = args.name or translator_name(args.model[0])
         path = export_saved_model(translator, args.output_dir, name, args.version)
-    print(f"exported {args.model} to {path}")
+    print(f"exported {' + '.join(args.model)} to {path}")
 
 
 def translator_name(run_dir: str) -> str:
@@ -191,8 +232,15 @@ def parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=_train)
 
+    models = dict(
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a run directory or an export; several run directories decode as an ensemble",
+    )
+
     translate = commands.add_parser("translate", help="translate lines of text")
-    translate.add_argument("--model", required=True, help="a run directory or an export")
+    translate.add_argument("--model", **models)
     translate.add_argument("--input", help="source file (default: stdin)")
     translate.add_argument("--output", help="output file (default: stdout)")
     translate.add_argument("--batch-size", type=int, help="sentences per batch")
@@ -202,6 +250,16 @@ def parser() -> argparse.ArgumentParser:
         "--n-best", type=int, help="hypotheses per sentence, written as INDEX ||| TEXT ||| SCORE"
     )
     translate.add_argument(
+        "--sampling-topk",
+        type=int,
+        metavar="K",
+        help="sample each token from the K most probable (0: all) instead of searching",
+    )
+    translate.add_argument(
+        "--sampling-temperature", type=float, metavar="T", help="sampling temperature (1)"
+    )
+    translate.add_argument("--seed", type=int, help="sampling seed (default: config, 0)")
+    translate.add_argument(
         "--plot-attention",
         metavar="DIR",
         help="also write DIR/INDEX.png: each sentence's attention heatmap (INDEX from 0)",
@@ -209,7 +267,7 @@ def parser() -> argparse.ArgumentParser:
     translate.set_defaults(run=_translate)
 
     evaluate = commands.add_parser("evaluate", help="sacreBLEU BLEU, chrF (TER) and perplexity")
-    evaluate.add_argument("--model", required=True, help="a run directory or an export")
+    evaluate.add_argument("--model", **models)
     evaluate.add_argument("--src", required=True, help="source file (plain or .gz)")
     evaluate.add_argument("--ref", required=True, help="reference file (plain or .gz)")
     evaluate.add_argument("--beam-size", type=int, help="beam size (1 = greedy; default: config)")
@@ -220,6 +278,16 @@ def parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--ter", action="store_true", help="also sacreBLEU's TER")
     evaluate.set_defaults(run=_evaluate)
 
+    score = commands.add_parser(
+        "score", help="the score translate would give each given translation (force decoding)"
+    )
+    score.add_argument("--model", **models)
+    score.add_argument("--src", required=True, help="source file (plain or .gz)")
+    score.add_argument("--tgt", required=True, help="translations to score, line by line")
+    score.add_argument("--length-penalty", **length_penalty)
+    score.add_argument("--per-token", action="store_true", help="also each piece's log-probability")
+    score.set_defaults(run=_score)
+
     average = commands.add_parser(
         "average", help="average the weights of a run's last epochs into a new run directory"
     )
@@ -229,7 +297,13 @@ def parser() -> argparse.ArgumentParser:
     average.set_defaults(run=_average)
 
     export = commands.add_parser("export", help="export a trained model for serving")
-    export.add_argument("--model", required=True, help="a run directory")
+    export.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="RUN_DIR",
+        help="a run directory; several export their ensemble",
+    )
     export.add_argument("--format", required=True, choices=["saved_model", "tflite"])
     export.add_argument(
         "--output-dir", default="export", help="saved_model: model base paths go here"

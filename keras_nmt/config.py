@@ -140,6 +140,9 @@ class DecodeConfig:
 
     `beam_size` 1 is greedy search; `length_penalty` is GNMT's alpha (0 = off); `n_best`
     hypotheses per sentence (<= beam_size) are returned where a caller asks for them.
+    `sampling_topk` set samples instead of searching (back-translation): each token is drawn
+    from the `sampling_topk` most probable ones (0: the whole vocabulary), log-probabilities
+    divided by `sampling_temperature`, with the random seed `sampling_seed`.
     """
 
     batch_size: int = dataclasses.field(default=64, metadata=_range(1))
@@ -149,6 +152,11 @@ class DecodeConfig:
     max_length_ratio: float = dataclasses.field(default=2.0, metadata=_range(0.0, open_low=True))
     max_length_offset: int = dataclasses.field(default=10, metadata=_range(0))
     max_length: int = dataclasses.field(default=250, metadata=_range(1))
+    sampling_topk: int | None = dataclasses.field(default=None, metadata=_range(0))
+    sampling_temperature: float = dataclasses.field(
+        default=1.0, metadata=_range(0.0, open_low=True)
+    )
+    sampling_seed: int = dataclasses.field(default=0, metadata=_range(0))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,11 @@ import tensorflow as tf
 
 from keras_nmt.errors import UserError
 from keras_nmt.exporting import saved_model
-from keras_nmt.exporting.format import SAVED_MODEL_METADATA, SAVED_MODEL_SIGNATURES
+from keras_nmt.exporting.format import (
+    SAVED_MODEL_METADATA,
+    SAVED_MODEL_OTHER_SIGNATURES,
+    SAVED_MODEL_SIGNATURES,
+)
 from keras_nmt.exporting.saved_model import export_saved_model
 from keras_nmt.inference.loading import load
 from keras_nmt.inference.saved_model import SavedModelTranslator
@@ -67,7 +71,7 @@ def test_layout_is_tf_servings_and_versions_count_up(trained_run, tmp_path, monk
         assert (version / "saved_model.pb").is_file()
         assert (version / "variables" / "variables.index").is_file()
         info = json.loads((version / SAVED_MODEL_METADATA).read_text("utf-8"))
-        assert set(info["signatures"]) == set(SAVED_MODEL_SIGNATURES)
+        assert set(info["signatures"]) == {*SAVED_MODEL_SIGNATURES, *SAVED_MODEL_OTHER_SIGNATURES}
         # Readable by a model server running as another user (mkdtemp makes 0700).
         assert version.stat().st_mode & 0o055 == 0o055 & ~_umask()
     with pytest.raises(UserError, match="already exists"):
@@ -129,7 +133,12 @@ CLEAN_PROCESS = textwrap.dedent(
     for name, function in model.signatures.items():
         answers[name] = []
         for batch in request:
-            outputs = function(text=tf.constant(batch, tf.string))
+            texts = tf.constant(batch, tf.string)
+            inputs = {
+                "score": {"source": texts, "target": texts},
+                "translate_sample": {"text": texts, "seed": tf.constant(1, tf.int64)},
+            }.get(name, {"text": texts})
+            outputs = function(**inputs)
             answers[name].append({key: value.numpy().tolist() for key, value in outputs.items()})
     loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("keras_nmt", "keras"))
     print(json.dumps({"answers": answers, "modules": loaded}, default=lambda b: b.decode()))
@@ -164,7 +173,11 @@ def test_export_runs_in_a_clean_process_without_its_run_dir(trained_run, tmp_pat
     reply = json.loads(result.stdout.strip().splitlines()[-1])
     assert not any(name.startswith("keras_nmt") for name in reply["modules"])
     answers = reply["answers"]
-    assert set(answers) == set(SAVED_MODEL_SIGNATURES)
+    assert set(answers) == {*SAVED_MODEL_SIGNATURES, *SAVED_MODEL_OTHER_SIGNATURES}
+    for batch, outputs in zip(batches, answers["score"]):
+        assert len(outputs["score"]) == len(batch) and len(outputs["target_tokens"]) == len(batch)
+    for batch, outputs in zip(batches, answers["translate_sample"]):
+        assert len(outputs["translation"]) == len(batch)
     for batch, outputs in zip(batches, answers["serving_default"]):
         assert outputs["translation"] == [expected["beam"][i][0][0] for i in range(len(batch))]
         np.testing.assert_allclose(

@@ -14,6 +14,7 @@ from keras_nmt.exporting.format import TFLITE_CUSTOM_OPS as CUSTOM_OPS
 from keras_nmt.exporting.tflite import export_tflite, operator_codes
 from keras_nmt.inference.loading import load
 from keras_nmt.inference.tflite import TFLiteTranslator
+from keras_nmt.inference.translator import Translator
 from tests.conftest import toy_pairs
 
 SENTENCES = [source for source, _ in toy_pairs()[:16]]
@@ -75,7 +76,7 @@ def test_ids_signature_equals_in_process_decoding_token_for_token(lite, trained_
         source_ids = translator.source_tokenizer.tokenize(tf.constant([sentence]))[0].numpy()
         target_ids, score = lite.translate_ids(source_ids.tolist())
         source = tf.constant([[*source_ids, 2]], tf.int32)
-        result = translator.decode(source)
+        result = translator.decode([source])
         length = int(result.lengths[0, 0])
         assert target_ids == result.tokens[0, 0, :length].numpy().tolist()
         np.testing.assert_allclose(score, result.scores[0, 0].numpy(), atol=1e-4)
@@ -193,6 +194,15 @@ def test_translator_load_and_decoding_choices(tflite_files, trained_run):
         lite.with_decoding(n_best=2)
     with pytest.raises(UserError, match="beam 5 or greedily"):
         lite.with_decoding(beam_size=4)
+    with pytest.raises(UserError, match="does not sample"):
+        lite.with_decoding(sampling_topk=0)
+
+
+def test_an_exported_ensemble_decodes_as_in_process(trained_run, one_epoch_run, tmp_path):
+    members = [Translator.load_run_dir(trained_run), Translator.load_run_dir(one_epoch_run.run_dir)]
+    ensemble = Translator.ensemble(members)
+    lite = TFLiteTranslator.load(export_tflite(ensemble, tmp_path / "ensemble.tflite"))
+    assert lite.translate(SENTENCES) == ensemble.translate(SENTENCES)
 
 
 def test_not_a_keras_nmt_tflite_file(tmp_path):

@@ -11,6 +11,7 @@ The special ids are fixed for every model: PAD = 0, BOS = 1, EOS = 2, UNK = 3.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pathlib
@@ -89,6 +90,8 @@ class Tokenizer(tf.Module):
             )
         self.vocab_size = processor.vocab_size()
         self.pieces = [processor.id_to_piece(i) for i in range(self.vocab_size)]
+        # Two tokenizers with the same digest split text into the same ids.
+        self.digest = hashlib.sha256(model_proto).hexdigest()
         self._tokenizer = tensorflow_text.FastSentencepieceTokenizer(model_proto)
 
     @classmethod

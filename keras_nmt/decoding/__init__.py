@@ -9,7 +9,10 @@ returns unchanged (the very tensor it was given) is taken for a per-sentence con
 """
 
 from keras_nmt.decoding.beam_search import BeamResult, beam_search
+from keras_nmt.decoding.ensemble import ensemble_step
+from keras_nmt.decoding.forced import force_decode
 from keras_nmt.decoding.greedy import DecodeResult, greedy_search
+from keras_nmt.decoding.sampling import Sampling, sampler
 from keras_nmt.decoding.scoring import length_penalty, normalised_score
 from keras_nmt.decoding.search import search
 from keras_nmt.decoding.step import forbid_tokens
@@ -17,10 +20,14 @@ from keras_nmt.decoding.step import forbid_tokens
 __all__ = [
     "BeamResult",
     "DecodeResult",
+    "Sampling",
     "beam_search",
+    "ensemble_step",
     "forbid_tokens",
+    "force_decode",
     "greedy_search",
     "length_penalty",
     "normalised_score",
+    "sampler",
     "search",
 ]

@@ -1,7 +1,9 @@
-"""Greedy decoding: the most probable token at every step, in one tf.while_loop."""
+"""Greedy decoding: the most probable token at every step, in one tf.while_loop. The token a
+step emits is `choose`'s pick (the most probable by default; `decoding.sampling` samples)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import tensorflow as tf
@@ -27,6 +29,11 @@ class DecodeResult(NamedTuple):
     attention: tf.Tensor
 
 
+# choose(log_probs (n, V), t) -> (token (n,) int32, its log-probability (n,) float32): the
+# token each row emits at position t.
+Chooser = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
+
+
 class _Decoded(NamedTuple):
     """What greedy search has emitted so far, for each of the `batch` sentences.
 
@@ -47,7 +54,7 @@ class _Decoded(NamedTuple):
 class _NextStep(NamedTuple):
     """The step after each sentence's last token (zeros for the sentences not stepped).
 
-    token: `(batch,)` int32, its most probable next token.
+    token: `(batch,)` int32, its next token (the most probable, or `choose`'s pick).
     log_prob: `(batch,)` float32, that token's log-probability.
     state: the step state, leaves `(batch, ...)`.
     attention: `(batch, S)`, the step's attention weights.
@@ -65,6 +72,7 @@ def greedy_search(
     initial_state: Any,
     end_id: int,
     max_lengths: tf.Tensor,
+    choose: Chooser | None = None,
 ) -> DecodeResult:
     """Decodes greedily until every sentence has emitted `end_id` or reached its maximum.
 
@@ -74,19 +82,22 @@ def greedy_search(
         initial_state: the step function's state for these sentences.
         end_id: the EOS id.
         max_lengths: `(batch,)` int32, the most tokens (EOS included) each sentence may emit.
+        choose: picks each step's token (`Chooser`); None: the most probable.
 
     Returns:
         A `DecodeResult`.
     """
     max_lengths = tf.cast(max_lengths, tf.int32)
     length = tf.reduce_max(tf.concat([max_lengths, [0]], axis=0))
+    choose = choose or best_token
     log_probs, state, attention = step(start_ids, initial_state)
-    next_step = _NextStep(*_best_token(log_probs), state, attention)
+    next_step = _NextStep(*choose(log_probs, tf.constant(0)), state, attention)
     decoded = _nothing_decoded(max_lengths, length, attention)
 
     def body(t, decoded, next_step):
         decoded, token = _emitted(decoded, next_step, t, end_id, max_lengths)
-        return t + 1, decoded, _next_step(step, next_step, token, decoded.finished)
+        next_step = _next_step(step, next_step, token, decoded.finished, choose, t + 1)
+        return t + 1, decoded, next_step
 
     def cond(t, decoded, next_step):
         return tf.logical_and(t < length, tf.logical_not(tf.reduce_all(decoded.finished)))
@@ -95,8 +106,9 @@ def greedy_search(
     return DecodeResult(decoded.tokens, decoded.lengths, decoded.scores, decoded.weights)
 
 
-def _best_token(log_probs):
-    """`(n, V)` -> the best token `(n,)` and its log-probability `(n,)` float32."""
+def best_token(log_probs, t=None):
+    """`(n, V)` -> the best token `(n,)` and its log-probability `(n,)` float32 (a `Chooser`;
+    `t` is unused)."""
     best = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
     return best, tf.cast(tf.gather(log_probs, best, axis=1, batch_dims=1), tf.float32)
 
@@ -132,14 +144,15 @@ def _emitted(decoded: _Decoded, next_step: _NextStep, t, end_id: int, max_length
     return decoded, token
 
 
-def _next_step(step: StepFn, previous: _NextStep, token, finished) -> _NextStep:
-    """The step after `token` `(batch,)` for the sentences not `finished` `(batch,)` only."""
+def _next_step(step: StepFn, previous: _NextStep, token, finished, choose: Chooser, t) -> _NextStep:
+    """The step after `token` `(batch,)` for the sentences not `finished` `(batch,)` only,
+    and the tokens `choose` picks for position `t`."""
     batch = tf.shape(finished)[0]
     rows = active_rows(tf.logical_not(finished))
     log_probs, state, attention = step_rows(
         step, tf.gather(token, rows), previous.state, rows, rows, batch
     )
-    best, log_prob = _best_token(log_probs)
+    best, log_prob = choose(log_probs, t)
     return _NextStep(
         token=scatter_rows(rows, best, batch, like=previous.token),
         log_prob=scatter_rows(rows, log_prob, batch, like=previous.log_prob),

@@ -26,6 +26,13 @@ SAVED_MODEL_SIGNATURES = {
     ),
 }
 SAVED_MODEL_INPUT = "text"
+# SavedModel signatures with other inputs: name -> (inputs, outputs). `translate_sample`
+# samples (decode.sampling_topk, 0 when unset, and decode.sampling_temperature) with the
+# int64 scalar `seed`; `score` force-decodes the `target` translations of `source`.
+SAVED_MODEL_OTHER_SIGNATURES = {
+    "translate_sample": (("text", "seed"), ("translation", "score")),
+    "score": (("source", "target"), ("score", "token_log_probs", "target_tokens")),
+}
 # The metadata file inside a SavedModel version directory.
 SAVED_MODEL_METADATA = pathlib.Path("assets.extra") / "keras_nmt.json"
 
@@ -51,6 +58,8 @@ def decoding_metadata(config: Config) -> dict:
         "max_length_ratio": decode.max_length_ratio,
         "max_length_offset": decode.max_length_offset,
         "max_length": decode.max_length,
+        "sampling_topk": decode.sampling_topk or 0,
+        "sampling_temperature": decode.sampling_temperature,
     }
 
 
@@ -61,7 +70,10 @@ def saved_model_metadata(config: Config, source_vocab_size: int, target_vocab_si
         "keras_nmt_version": keras_nmt.__version__,
         "tensorflow_version": tf.__version__,
         "input": SAVED_MODEL_INPUT,
-        "signatures": {name: list(keys) for name, (_, keys) in SAVED_MODEL_SIGNATURES.items()},
+        "signatures": {
+            **{name: list(keys) for name, (_, keys) in SAVED_MODEL_SIGNATURES.items()},
+            **{name: list(keys) for name, (_, keys) in SAVED_MODEL_OTHER_SIGNATURES.items()},
+        },
         "decode": {**decoding_metadata(config), "n_best": config.decode.beam_size},
         "max_input_tokens": config.export.max_input_tokens,
         "source_vocab_size": source_vocab_size,

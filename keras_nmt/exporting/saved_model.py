@@ -34,6 +34,7 @@ from keras_nmt.errors import UserError
 from keras_nmt.exporting.format import (
     SAVED_MODEL_INPUT,
     SAVED_MODEL_METADATA,
+    SAVED_MODEL_OTHER_SIGNATURES,
     SAVED_MODEL_SIGNATURES,
     saved_model_metadata,
 )
@@ -41,9 +42,9 @@ from keras_nmt.inference.translator import Translator
 
 
 def build_archive(translator: Translator) -> keras.export.ExportArchive:
-    """An `ExportArchive` with one endpoint per entry of `SAVED_MODEL_SIGNATURES`. Variables
-    are tracked through the endpoints (tracking the model as well would store every variable
-    twice)."""
+    """An `ExportArchive` with one endpoint per entry of `SAVED_MODEL_SIGNATURES` and of
+    `SAVED_MODEL_OTHER_SIGNATURES`. Variables are tracked through the endpoints (tracking the
+    model as well would store every variable twice)."""
     beam_size = translator.config.decode.beam_size
     decoders = {
         "beam": translator.with_decoding(beam_size=beam_size, n_best=beam_size),
@@ -53,7 +54,30 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
     spec = [tf.TensorSpec([None], tf.string, name=SAVED_MODEL_INPUT)]
     for name, (decoding, keys) in SAVED_MODEL_SIGNATURES.items():
         archive.add_endpoint(name, _endpoint(decoders[decoding], keys), input_signature=spec)
+    specs = {
+        "text": tf.TensorSpec([None], tf.string, name="text"),
+        "seed": tf.TensorSpec([], tf.int64, name="seed"),
+        "source": tf.TensorSpec([None], tf.string, name="source"),
+        "target": tf.TensorSpec([None], tf.string, name="target"),
+    }
+    functions = {
+        "translate_sample": lambda text, seed: decoders["greedy"].translate_tensors(text, seed),
+        "score": translator.score_function,
+    }
+    for name, (inputs, keys) in SAVED_MODEL_OTHER_SIGNATURES.items():
+        endpoint = _selecting(functions[name], keys)
+        archive.add_endpoint(name, endpoint, input_signature=[specs[key] for key in inputs])
     return archive
+
+
+def _selecting(function, keys: tuple[str, ...]):
+    """`function` returning only the outputs `keys` of its dict."""
+
+    def endpoint(*inputs):
+        outputs = function(*inputs)
+        return {key: outputs[key] for key in keys}
+
+    return endpoint
 
 
 def _endpoint(translator: Translator, keys: tuple[str, ...]):

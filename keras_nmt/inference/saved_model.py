@@ -22,6 +22,7 @@ from keras_nmt.inference.text_translator import (
     TextTranslator,
     check_exported_beam,
     check_exported_length_penalty,
+    pieces_and_log_probs,
 )
 
 
@@ -51,6 +52,7 @@ class SavedModelTranslator(TextTranslator):
         self.signature = signature
         self.n_best = info["decode"]["n_best"] if signature == "translate_nbest" else 1
         self.batch_size = info["decode"]["batch_size"]
+        self.seed = 0  # of the translate_sample signature
 
     @classmethod
     def load(cls, path: str | pathlib.Path) -> SavedModelTranslator:
@@ -68,9 +70,26 @@ class SavedModelTranslator(TextTranslator):
         beam_size: int | None = None,
         n_best: int | None = None,
         length_penalty: float | None = None,
+        sampling_topk: int | None = None,
+        sampling_temperature: float | None = None,
+        sampling_seed: int | None = None,
     ) -> SavedModelTranslator:
         """Greedy (beam 1) or the exported beam; n-best up to the exported beam size; the
-        exported length penalty."""
+        exported length penalty; sampling with the exported top-k and temperature, any seed
+        (the `translate_sample` signature)."""
+        if sampling_topk is not None:
+            exported_sampling = (self.info["decode"].get("sampling_topk"),
+                                 self.info["decode"].get("sampling_temperature"))  # fmt: skip
+            wanted = (sampling_topk, sampling_temperature or exported_sampling[1])
+            if "translate_sample" not in self.loaded.signatures or wanted != exported_sampling:
+                raise UserError(
+                    f"--sampling-topk/--sampling-temperature: this export samples with "
+                    f"{exported_sampling}, got {wanted}; re-export with --set "
+                    "decode.sampling_topk=K --set decode.sampling_temperature=T"
+                )
+            translator = SavedModelTranslator(self.loaded, self.path, self.info, "translate_sample")
+            translator.seed = sampling_seed or 0
+            return translator
         exported = self.info["decode"]["beam_size"]
         check_exported_beam(beam_size, exported)
         check_exported_length_penalty(length_penalty, self.info["decode"]["length_penalty"])
@@ -96,9 +115,24 @@ class SavedModelTranslator(TextTranslator):
         keys = ("attention", "source_tokens", "target_tokens")
         return {key: outputs[key].numpy() for key in keys}
 
+    def score_batch(
+        self, sentences: list[str], translations: list[str]
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """From the `score` signature (the exported length penalty)."""
+        if "score" not in self.loaded.signatures:
+            raise UserError(f"{self.path} has no score signature; export it again")
+        outputs = self.loaded.signatures["score"](
+            source=tf.constant(sentences, tf.string), target=tf.constant(translations, tf.string)
+        )
+        outputs = {key: value.numpy() for key, value in outputs.items()}
+        return outputs["score"], pieces_and_log_probs(outputs)
+
     def translate_batch(self, sentences: list[str]) -> tuple[np.ndarray, np.ndarray]:
         function = self.loaded.signatures[self.signature]
-        outputs = function(**{SAVED_MODEL_INPUT: tf.constant(sentences, tf.string)})
+        inputs = {SAVED_MODEL_INPUT: tf.constant(sentences, tf.string)}
+        if self.signature == "translate_sample":
+            inputs["seed"] = tf.constant(self.seed, tf.int64)
+        outputs = function(**inputs)
         if self.signature == "translate_nbest":
             return (
                 outputs["translations"].numpy()[:, : self.n_best],

@@ -65,6 +65,32 @@ class TextTranslator(abc.ABC):
         signature returns them."""
         raise UserError(f"{type(self).__name__} has no attention weights to show")
 
+    def score_batch(
+        self, sentences: list[str], translations: list[str]
+    ) -> tuple[np.ndarray, list[list[tuple[str, float]]]]:
+        """The score `translate` would give each translation `(batch,)`, and each one's
+        `(piece, log-probability)` pairs, EOS last."""
+        raise UserError(f"{type(self).__name__} cannot score given translations")
+
+    def score(
+        self, sentences: Sequence[str], translations: Sequence[str], batch_size: int | None = None
+    ) -> list[tuple[float, list[tuple[str, float]]]]:
+        """`score_batch` over whole lists, in batches: per pair, its score and its pieces'
+        log-probabilities."""
+        if len(sentences) != len(translations):
+            raise UserError(
+                f"expected as many translations as sentences, got {len(translations)} and "
+                f"{len(sentences)}"
+            )
+        size = batch_size or self.batch_size
+        results = []
+        for start in range(0, len(sentences), size):
+            scores, pieces = self.score_batch(
+                list(sentences[start : start + size]), list(translations[start : start + size])
+            )
+            results += [(float(score), row) for score, row in zip(scores, pieces)]
+        return results
+
     def translate(self, sentences: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Translates `sentences`, in batches of similar length; returns them in input order."""
         return [
@@ -92,3 +118,13 @@ class TextTranslator(abc.ABC):
 def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def pieces_and_log_probs(output: dict) -> list[list[tuple[str, float]]]:
+    """Per sentence, `(piece, log-probability)` of each target piece and EOS, from the
+    `target_tokens` and `token_log_probs` `(batch, T)` of a score output ("" pads)."""
+    pieces, log_probs = np.asarray(output["target_tokens"]), np.asarray(output["token_log_probs"])
+    return [
+        [(piece.decode("utf-8"), float(lp)) for piece, lp in zip(row, values) if piece]
+        for row, values in zip(pieces, log_probs)
+    ]
