@@ -198,6 +198,7 @@ def test_translator_load_and_decoding_choices(tflite_files, trained_run):
         lite.with_decoding(sampling_topk=0)
 
 
+@pytest.mark.slow  # one more conversion; the SavedModel ensemble test covers the default suite
 def test_an_exported_ensemble_decodes_as_in_process(trained_run, one_epoch_run, tmp_path):
     members = [Translator.load_run_dir(trained_run), Translator.load_run_dir(one_epoch_run.run_dir)]
     ensemble = Translator.ensemble(members)

@@ -379,7 +379,6 @@ def test_mirrored_over_two_devices_equals_one_device(tmp_path):
         "per_replica/sgd",
         "per_replica/loss_scaled_clipped",
         "per_replica/fused_adam",
-        "groups/sgd",
     }
     for name, run in result["runs"].items():
         np.testing.assert_allclose(run["mirrored_logs"], run["single_logs"], rtol=1e-5)
@@ -418,7 +417,6 @@ def mirrored(out: str) -> None:
     - `per_replica`: each replica gets its own batch, of another shape than the other's
       (`distribute_datasets_from_function`, as `keras-nmt train` feeds length-bucketed
       batches); one device trains on the batch holding both;
-    - `groups`: each replica gets a group of two micro-batches (gradient accumulation).
     Writes both runs' per-step logs (then `evaluate`'s) and how far their weights ended
     apart. SGD without clipping (the global token mean), and with a clip norm that clips every
     step (clipping of the global gradient, which Keras's optimizer alone would apply to each
@@ -456,14 +454,10 @@ def mirrored(out: str) -> None:
     per_replica = mirrored_strategy.distribute_datasets_from_function(
         lambda _: dataset(a, b).repeat()
     )
-    grouped = mirrored_strategy.distribute_datasets_from_function(
-        lambda _: group_micro_batches(dataset(a, b, b, a), 2).repeat()
-    )
     data = {
         # (one device's batches, the mirrored run's)
         "global": (dataset(both).repeat(), dataset(both).repeat()),
         "per_replica": (dataset(both).repeat(), per_replica),
-        "groups": (dataset(joined(a, b, b, a)).repeat(), grouped),
     }
     optimizers = {
         "sgd": lambda: keras.optimizers.SGD(0.5),
