@@ -26,6 +26,12 @@ Parts (`--part`, or `make bench BENCH=...`):
           and target tokens per second at batch 64 for beam (`serving_default`) and greedy
           (`translate_greedy`), and the clean process's peak resident memory.
 
+  ensemble  for two or more run directories (`--ensemble RUN_DIR`, repeated; make:
+          `ENSEMBLE="A B"`): sentences per second on the validation set at batch 64 with
+          greedy search and beam 5, for the first model alone and for the ensemble of all,
+          after a warm-up call; and the seconds `score` takes for the validation pairs (the
+          references as translations), one model and the ensemble.
+
   tflite  for the same run directories, each of `--quantize none|float16|dynamic_range`:
           the .tflite file's size, single-sentence latency p50/p95 of `translate` (the
           exported beam search) and `translate_greedy` over the first 100 validation
@@ -181,6 +187,37 @@ def bench_decode(model_dir: pathlib.Path) -> list[dict]:
     return rows
 
 
+def bench_ensemble(model_dirs: list[pathlib.Path]) -> list[dict]:
+    import time
+
+    from keras_nmt.data.corpus import ParallelCorpus
+    from keras_nmt.inference.translator import Translator
+
+    members = [Translator.load_run_dir(path) for path in model_dirs]
+    data = members[0].config.data
+    valid = ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
+    sources, references = list(valid.source_lines()), list(valid.target_lines())
+    name = " + ".join(path.name for path in model_dirs)
+    rows = []
+    ensemble = Translator.ensemble(members)
+    for label, translator in (("one model", members[0]), ("ensemble", ensemble)):
+        for beam in (1, 5):
+            decoding = translator.with_decoding(beam_size=beam)
+            strategy = "greedy" if beam == 1 else f"beam {beam}"
+            decoding.translate(sources[:64], batch_size=64)  # warm-up: tracing
+            start = time.perf_counter()
+            decoding.translate(sources, batch_size=64)
+            seconds = time.perf_counter() - start
+            metric = f"{label}, {strategy} b64"
+            rows.append(row("ensemble", name, metric, len(sources) / seconds, "sent/s"))
+        translator.score(sources[:64], references[:64], batch_size=64)  # warm-up
+        start = time.perf_counter()
+        translator.score(sources, references, batch_size=64)
+        metric = f"{label}, score {len(sources)} pairs b64"
+        rows.append(row("ensemble", name, metric, time.perf_counter() - start, "s"))
+    return rows
+
+
 def export_models() -> list[pathlib.Path]:
     names = ("quickstart", "multi30k_en_de")
     return [REPO / "runs" / n for n in names if (REPO / "runs" / n / "model.weights.h5").is_file()]
@@ -300,7 +337,14 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--part", choices=["all", "train", "decode", "export", "tflite"], default="all"
+        "--part", choices=["all", "train", "decode", "export", "tflite", "ensemble"], default="all"
+    )
+    parser.add_argument(
+        "--ensemble",
+        action="append",
+        default=[],
+        metavar="RUN_DIR",
+        help="ensemble part: the run directories (two or more)",
     )
     parser.add_argument("--model", help="run directory for the decode and export parts")
     parser.add_argument(
@@ -325,6 +369,10 @@ def main(argv=None) -> int:
             rows += run_part(part, args)
     elif args.part == "train":
         rows += bench_train(args.steps, args.set, args.progress)
+    elif args.part == "ensemble":
+        if len(args.ensemble) < 2:
+            parser.error("--part ensemble needs two or more --ensemble RUN_DIR")
+        rows += bench_ensemble([pathlib.Path(path) for path in args.ensemble])
     elif args.part in ("export", "tflite"):
         models = [pathlib.Path(args.model)] if args.model else export_models()
         if not models:
