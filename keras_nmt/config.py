@@ -129,6 +129,9 @@ class TrainConfig:
     # A wall-clock budget for the whole `train` call (null = none), summed over resumed runs:
     # training stops after the epoch at whose end another epoch would no longer fit.
     max_minutes: float | None = dataclasses.field(default=None, metadata=_range(0.0, open_low=True))
+    # The step budget: optimizer steps, all epochs and resumed runs together (the same
+    # training on any machine, where max_minutes depends on the machine's speed).
+    max_steps: int | None = dataclasses.field(default=None, metadata=_range(1))
     # Keep the weights of the last `average_last_epochs` epochs (0 = off) and, when training
     # ends, write their average as the run directory `<run>/averaged` (`keras-nmt average`).
     average_last_epochs: int = dataclasses.field(default=0, metadata=_range(0))

@@ -109,3 +109,20 @@ def test_checkpointer_keeps_the_latest_and_cleans_partial_writes(tmp_path):
     assert float(variable) == 3.0
     assert not (tmp_path / ".tmp-partial").exists()
     assert Checkpointer(tmp_path / "none", tf.train.Checkpoint(v=variable)).restore() is None
+
+
+def test_a_step_budget_stops_mid_epoch_and_a_larger_one_goes_on(uninterrupted, tmp_path):
+    """`train.max_steps` stops at that optimizer step, the run directory says so on a rerun,
+    and training on without the budget ends with the uninterrupted run's weights."""
+    settings, whole_run = uninterrupted
+    run = tmp_path / "budget"
+    budget = Config.from_dict({}, [*settings, "train.max_steps=17"])
+    train(budget, run, log=quiet)
+    steps_per_epoch = latest_state(whole_run)[0] // 3  # the uninterrupted run: 3 epochs
+    assert latest_state(run)[0] == 17 and 17 % steps_per_epoch  # stopped mid-epoch
+    messages = []
+    train(budget, run, log=messages.append)
+    assert any("has taken train.max_steps = 17" in m for m in messages), messages
+    assert latest_state(run)[0] == 17
+    train(Config.from_dict({}, settings), run, log=quiet)
+    assert_same_state(whole_run, run)

@@ -11,6 +11,10 @@ The running sums are the model's `keras.metrics.Sum` metrics (`Seq2Seq.metrics`,
 of `TokenSums` in order): `fit` resets them at every epoch's start, and `on_epoch_begin` of
 an epoch resumed mid-way puts the checkpointed sums back, so that its logs count the steps
 trained before the kill too.
+
+It also keeps the step budget (`train.max_steps`): training stops once the optimizer has
+taken `max_steps` steps, all runs in the run directory together, and the position is saved
+there, mid-epoch or not, without marking the run stopped (a larger budget goes on from it).
 """
 
 from __future__ import annotations
@@ -37,9 +41,18 @@ class FitCheckpoint(keras.callbacks.Callback):
         steps_per_epoch: optimizer steps in a whole epoch.
         save_every: optimizer steps between saves inside an epoch.
         write: False in the non-chief workers (see `Checkpointer`).
+        max_steps: the step budget (optimizer steps in all), or None.
     """
 
-    def __init__(self, model, directory, steps_per_epoch: int, save_every: int, write=True):
+    def __init__(
+        self,
+        model,
+        directory,
+        steps_per_epoch: int,
+        save_every: int,
+        write=True,
+        max_steps: int | None = None,
+    ):
         super().__init__()
         if steps_per_epoch < 1 or save_every < 1:
             raise ValueError(
@@ -53,8 +66,10 @@ class FitCheckpoint(keras.callbacks.Callback):
         self.checkpointer = Checkpointer(
             directory, self.position.checkpoint(model, model.optimizer), write=write
         )
+        self.max_steps = max_steps
         self._step = 0  # the step within the epoch, counted here rather than read back
         self._iterations = 0  # optimizer steps taken
+        self._budget_spent = False
 
     def restore(self) -> int | None:
         """Loads the latest checkpoint; returns its optimizer step (None if there is none)."""
@@ -68,22 +83,35 @@ class FitCheckpoint(keras.callbacks.Callback):
         if self._step:
             self._set_sums(TokenSums(*self.position.sums.numpy()))
 
+    def budget_spent(self) -> bool:
+        """Whether the optimizer has taken `max_steps` steps (restored ones included)."""
+        iterations = int(self.trained.optimizer.iterations.numpy())
+        return self.max_steps is not None and iterations >= self.max_steps
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
         self._iterations += 1
+        if self.max_steps is not None and self._iterations >= self.max_steps:
+            self._budget_spent = True
+            self.trained.stop_training = True
         if self._step < self.steps_per_epoch and self._iterations % self.save_every == 0:
-            self.position.step.assign(self._step)
-            self.position.sums.assign(np.array(self._get_sums()))
-            self.checkpointer.save(self._iterations)
+            self._save_within_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
         if self._step < self.steps_per_epoch:
-            return  # stopped mid-epoch (TerminateOnNaN): the epoch is not done
+            if self._budget_spent:  # the budget ends the run here: saved to go on from
+                self._save_within_epoch()
+            return  # otherwise (TerminateOnNaN) the epoch is not done and nothing is saved
         self._step = 0
         self.position.epoch.assign(epoch + 1)
         self.position.step.assign(0)
         self.position.sums.assign(tf.zeros_like(self.position.sums))
-        self.position.stopped.assign(bool(self.trained.stop_training))
+        self.position.stopped.assign(bool(self.trained.stop_training) and not self._budget_spent)
+        self.checkpointer.save(self._iterations)
+
+    def _save_within_epoch(self) -> None:
+        self.position.step.assign(self._step)
+        self.position.sums.assign(np.array(self._get_sums()))
         self.checkpointer.save(self._iterations)
 
     def token_count(self) -> float:

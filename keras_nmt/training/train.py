@@ -354,6 +354,12 @@ def _restore(state: FitCheckpoint, run: RunDir, config: Config, log: Callable[[s
     if bool(state.position.stopped.numpy()):
         log(f"{run.path} stopped early after {finished} epochs; use a new --run-dir to go on")
         return False
+    if state.budget_spent():
+        log(
+            f"{run.path} has taken train.max_steps = {config.train.max_steps} optimizer steps; "
+            "raise it to go on"
+        )
+        return False
     if finished >= config.train.epochs:
         log(f"{run.path} already finished {finished} epochs (train.epochs = {config.train.epochs})")
         return False
@@ -409,7 +415,14 @@ def _model_and_state(
         )
     with strategy.scope():
         model.optimizer.build(model.trainable_variables)
-        state = FitCheckpoint(model, run.backup, steps, config.train.backup_every_steps, chief)
+        state = FitCheckpoint(
+            model,
+            run.backup,
+            steps,
+            config.train.backup_every_steps,
+            chief,
+            max_steps=config.train.max_steps,
+        )
     return model, state
 
 
