@@ -1,6 +1,7 @@
 """The `keras-nmt` command: each subcommand is a thin layer over one library function.
 
-    keras-nmt train --config FILE --run-dir DIR [--strategy S] [--set section.key=value ...]
+    keras-nmt train --config FILE --run-dir DIR [--strategy S] [--init-from RUN_DIR]
+                    [--set section.key=value ...]
     keras-nmt translate --model PATH [--model PATH ...] [--input FILE] [--output FILE]
                         [--batch-size N] [--beam-size K] [--length-penalty A] [--n-best N]
                         [--sampling-topk K [--sampling-temperature T] [--seed N]]
@@ -55,7 +56,7 @@ def _train(args) -> None:
     config = Config.from_yaml(args.config, overrides)
     from keras_nmt.training.train import train
 
-    train(config, args.run_dir)
+    train(config, args.run_dir, init_from=args.init_from)
 
 
 def _load(paths: list[str]):
@@ -225,6 +226,12 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, help="YAML config file")
     train.add_argument("--run-dir", required=True, help="where the model and its state go")
     train.add_argument("--set", **overrides)
+    train.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="fine-tune: start from this trained run's weights and SentencePiece models "
+        "(same model config; a fresh optimizer; RUN_DIR is only read)",
+    )
     train.add_argument(
         "--strategy",
         choices=STRATEGIES,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
 import typing
 from types import UnionType
 from typing import Any
@@ -287,6 +288,15 @@ def _build_section(name: str, section_cls: type, values: dict):
     return section_cls(**checked)
 
 
+def _yaml_1_1_float(text: str) -> float | str:
+    """`text` as a float if it is one in exponent notation without a dot (`1e-3`, which
+    PyYAML's YAML 1.1 reads as a string), else `text` unchanged."""
+    try:
+        return float(text) if re.fullmatch(r"[-+]?[0-9]+[eE][-+]?[0-9]+", text.strip()) else text
+    except ValueError:
+        return text
+
+
 def _check_value(key: str, value: Any, hint: Any, meta: dict) -> Any:
     allowed = (
         typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
@@ -304,6 +314,8 @@ def _check_value(key: str, value: Any, hint: Any, meta: dict) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
     elif base is float:
+        if isinstance(value, str):
+            value = _yaml_1_1_float(value)  # "1e-3": a float in YAML 1.2, a string in 1.1
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)

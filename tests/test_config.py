@@ -23,6 +23,12 @@ def test_yaml_and_overrides(tmp_path):
     assert config.data.dir == "/x/y"
     assert config.model.dropout == 0.0 and isinstance(config.model.dropout, float)
     assert config.replace(["decode.max_length=9"]).decode.max_length == 9
+    # Exponent notation without a dot is a string to PyYAML (YAML 1.1), a number here.
+    path.write_text("train:\n  learning_rate: 1e-4\n")
+    assert Config.from_yaml(path, ["train.clip_norm=2E+1"]).train.learning_rate == 1e-4
+    assert Config.from_yaml(path, ["train.clip_norm=2E+1"]).train.clip_norm == 20.0
+    with pytest.raises(ConfigError, match="train.learning_rate: expected a number, got 'e4'"):
+        config.replace(["train.learning_rate=e4"])
 
 
 def test_with_section_checks_values_as_from_dict_does():

@@ -1,6 +1,7 @@
 """Training: learning a toy task, resuming, reproducibility, callbacks on scripted metrics."""
 
 import io
+import itertools
 import math
 import re
 import shutil
@@ -14,11 +15,12 @@ from keras_nmt.config import Config
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.evaluation.bleu import score
 from keras_nmt.inference.loading import load
+from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
 from keras_nmt.training.callbacks import TrainingProgress
 from keras_nmt.training.optimizer import make_optimizer
 from keras_nmt.training.train import build_model, callbacks, train
-from tests.conftest import toy_pairs
+from tests.conftest import TOY_WORDS, toy_pairs, write_pairs
 
 TINY = [
     "data.source_vocab_size=40",
@@ -228,3 +230,47 @@ def test_progress_bar_shows_steps_loss_tokens_per_second_and_resumes_mid_epoch()
     drawn = screen.getvalue()
     assert "epoch 2/2" in drawn and "7/10" in drawn and "0/10" not in drawn
     progress.on_train_end()
+
+
+def copy_task(offset: int, count: int) -> list[tuple[str, str]]:
+    """Another toy task over the same words: uppercase them in the same order. Distinct
+    three-word sentences, `count` of them from every 4th permutation starting at `offset`."""
+    sentences = [" ".join(words) for words in itertools.permutations(TOY_WORDS, 3)][offset::4]
+    return [(s, s.upper()) for s in sentences[:count]]
+
+
+def test_fine_tuning_starts_from_a_run_learns_the_new_data_and_leaves_the_run_untouched(
+    trained_run, tmp_path
+):
+    corpus = tmp_path / "copy"
+    held_out = copy_task(1, 24)
+    write_pairs(corpus, "train", copy_task(0, 84))
+    write_pairs(corpus, "valid", held_out)
+    files = {path: path.read_bytes() for path in trained_run.rglob("*") if path.is_file()}
+    saved = Config.from_yaml(RunDir(trained_run).config)
+    tuned = saved.replace([f"data.dir={corpus}", "train.epochs=8", "train.average_last_epochs=0"])
+
+    # It starts from the run's weights: one step at a negligible learning rate keeps them.
+    first = tmp_path / "first_step"
+    messages = []
+    train(tuned.replace(["train.max_steps=1", "train.learning_rate=1e-9"]), first,
+          log=messages.append, init_from=trained_run)  # fmt: skip
+    assert any("starting from the weights of" in message for message in messages)
+    # A fresh optimizer: its one step is step 1 (the run's own count would be far higher).
+    assert [p.name for p in RunDir(first).backup.iterdir()] == ["ckpt-000000001"]
+    start = Translator.load_run_dir(first).model.get_weights()
+    for a, b in zip(start, Translator.load_run_dir(trained_run).model.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+    def perplexity(run) -> float:
+        total, tokens = Translator.load_run_dir(run).reference_nll(*zip(*held_out))
+        return math.exp(total / tokens)
+
+    train(tuned, tmp_path / "tuned", log=quiet, init_from=trained_run)
+    before, after = perplexity(trained_run), perplexity(tmp_path / "tuned")
+    assert after < before / 2, (before, after)  # the reversing model copies badly at first
+    assert {path: path.read_bytes() for path in files} == files
+    assert sorted(p for p in trained_run.rglob("*") if p.is_file()) == sorted(files)
+    with pytest.raises(UserError, match=r"another model config \(model.decoder_units: 64 -> 32"):
+        train(tuned.replace(["model.decoder_units=32"]), tmp_path / "other", log=quiet,
+              init_from=trained_run)  # fmt: skip

@@ -20,6 +20,7 @@ import dataclasses
 import itertools
 import math
 import pathlib
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -90,17 +91,22 @@ def _check_resumable(run: RunDir, config: Config) -> None:
         return
     previous = Config.from_yaml(run.config)
     for section in ("data", "model"):
-        old, new = getattr(previous, section), getattr(config, section)
-        changed = [
-            f"{section}.{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
-            for f in dataclasses.fields(old)
-            if getattr(old, f.name) != getattr(new, f.name)
-        ]
+        changed = _changes(previous, config, section)
         if changed:
             raise UserError(
                 f"{run.path} holds a run with a different {section} config ({'; '.join(changed)}); "
                 "use a new --run-dir"
             )
+
+
+def _changes(old: Config, new: Config, section: str) -> list[str]:
+    """`"section.key: old -> new"` for each value of `section` that differs."""
+    before, after = getattr(old, section), getattr(new, section)
+    return [
+        f"{section}.{f.name}: {getattr(before, f.name)!r} -> {getattr(after, f.name)!r}"
+        for f in dataclasses.fields(before)
+        if getattr(before, f.name) != getattr(after, f.name)
+    ]
 
 
 def corpora(config: Config) -> tuple[ParallelCorpus, ParallelCorpus | None]:
@@ -224,14 +230,19 @@ def train(
     run_dir: str | pathlib.Path,
     log: Callable[[str], None] = log_to_stdout,
     progress: bool | None = None,
+    init_from: str | pathlib.Path | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) a translator in `run_dir`; see the module docstring.
 
     `progress` draws a progress bar on stdout inside each epoch (`TrainingProgress`); by
     default when stdout is a terminal (and in the chief only), else the epochs' lines alone.
 
+    `init_from` (fine-tuning): a trained run directory, only read, whose SentencePiece models
+    and weights a new run starts from (fresh optimizer, `config`'s data, the same model).
+
     Raises:
-        UserError: missing or misaligned corpus, or a run directory holding another config.
+        UserError: missing or misaligned corpus, a run directory holding another config, or
+            an `init_from` that is not a trained run of the same model config.
     """
     started = time.time()  # `train.max_minutes` counts from here
     # First: MultiWorkerMirroredStrategy must exist before any other TensorFlow op runs.
@@ -241,6 +252,7 @@ def train(
     progress = (sys.stdout.isatty() if progress is None else progress) and chief
     config = resolve_data_dir(config)
     run = _open_run_dir(run_dir, config)
+    initial = _initial_run(init_from, run, config, chief) if init_from is not None else None
     per_replica = _per_replica_batch_size(config, strategy.num_replicas_in_sync)
     train_corpus, valid_corpus = _checked_corpora(config, log)
     if chief:
@@ -249,7 +261,7 @@ def train(
     data = _prepare_data(run, config, train_corpus, valid_corpus, chief, log)
     steps = _steps_per_epoch(config, data.train, per_replica, strategy.num_replicas_in_sync)
     model, state = _model_and_state(config, strategy, data.tokenizers, run, steps, chief)
-    if not _restore(state, run, config, log):
+    if not _restore(state, run, config, log, initial):
         finished = int(state.position.epoch.numpy())
         return TrainResult(
             run.path, finished, run.finished_epochs(), data.train_counts, data.valid_counts
@@ -281,6 +293,41 @@ def _open_run_dir(run_dir: str | pathlib.Path, config: Config) -> RunDir:
     run.path.mkdir(parents=True, exist_ok=True)
     _check_resumable(run, config)
     return run
+
+
+def _initial_run(path: str | pathlib.Path, run: RunDir, config: Config, chief: bool) -> RunDir:
+    """The trained run `path` that a fine-tuning run starts from, checked: a run directory
+    with weights, SentencePiece models and `config.model` as its model config. Its
+    SentencePiece models are copied into `run` (by the chief), which then tokenizes as it
+    does; `path` itself is only read."""
+    initial = RunDir(path)
+    needed = (initial.config, initial.weights, initial.source_model, initial.target_model)
+    missing = [item.name for item in needed if not item.is_file()]
+    if missing:
+        raise UserError(
+            f"--init-from {initial.path}: not a trained run ({', '.join(missing)} missing)"
+        )
+    if initial.path.resolve() == run.path.resolve():
+        raise UserError("--init-from: expected another run directory than --run-dir")
+    changed = _changes(Config.from_yaml(initial.config), config, "model")
+    if changed:
+        raise UserError(f"--init-from {initial.path}: another model config ({'; '.join(changed)})")
+    if chief:
+        for name in ("source_model", "target_model"):
+            target = getattr(run, name)
+            if not target.is_file():
+                shutil.copyfile(getattr(initial, name), target)
+    return initial
+
+
+def _load_model_weights(model: Seq2Seq, path: pathlib.Path) -> None:
+    """The model's weights from the weights file `path`, and nothing else: a compiled model's
+    `load_weights` would also take the optimizer's state (its step count, moments and
+    learning rate) saved beside them, where fine-tuning starts a fresh optimizer."""
+    source = Seq2Seq.from_config(model.get_config())
+    source.build()
+    source.load_weights(path)
+    model.set_weights(source.get_weights())
 
 
 def _checked_corpora(
@@ -332,9 +379,16 @@ def _prepare_data(
     return _RunData(tokenizer_pair, train_tokenized, train_counts, valid_data, valid_counts)
 
 
-def _restore(state: FitCheckpoint, run: RunDir, config: Config, log: Callable[[str], None]) -> bool:
-    """Restores `state` from the run's latest checkpoint, if any, and says whether training
-    goes on: not when the run stopped early or has finished `train.epochs` epochs.
+def _restore(
+    state: FitCheckpoint,
+    run: RunDir,
+    config: Config,
+    log: Callable[[str], None],
+    initial: RunDir | None = None,
+) -> bool:
+    """Restores `state` from the run's latest checkpoint, if any (else, fine-tuning, the model
+    from `initial`'s weights), and says whether training goes on: not when the run stopped
+    early, has finished `train.epochs` epochs or spent `train.max_steps`.
 
     Raises:
         UserError: the run has finished epochs but no checkpoint to resume from.
@@ -346,6 +400,9 @@ def _restore(state: FitCheckpoint, run: RunDir, config: Config, log: Callable[[s
             "or written by an older keras-nmt), so it cannot be resumed; use a new --run-dir"
         )
     finished = int(state.position.epoch.numpy())
+    if restored is None and initial is not None:
+        _load_model_weights(state.trained, initial.weights)
+        log(f"starting from the weights of {initial.path} (fine-tuning)")
     if restored is not None:
         log(
             f"resuming from {state.checkpointer.path(restored)}: epoch {finished + 1}, "
