@@ -49,12 +49,21 @@ class DataConfig:
     `train`, `valid` and `test` are file prefixes inside `dir`: a prefix `train` names
     `dir/train.<source_lang>` and `dir/train.<target_lang>` (each plain or `.gz`), or else
     one TSV file `dir/train.tsv` (or `.tsv.gz`) with `source<TAB>target` lines.
+
+    `train` may be a list of prefixes: several training corpora. Without `train_weights`
+    an epoch reads each of their pairs once, shuffled together; with `train_weights` (one
+    positive number per corpus) each batch's pairs are drawn from the corpora in proportion
+    to the weights, and an epoch is as many steps as one pass over all the corpora together
+    would take. SentencePiece models are trained on all of them; validation reads `valid`.
     """
 
     dir: str = "../shared/data/multi30k"
     source_lang: str = "en"
     target_lang: str = "de"
-    train: str = "train"
+    train: str | list[str] = "train"
+    train_weights: list[float] | None = dataclasses.field(
+        default=None, metadata=_range(0.0, open_low=True)
+    )
     valid: str | None = "val"
     test: str | None = "test_2017_mscoco"
     source_vocab_size: int = dataclasses.field(default=8000, metadata=_range(8))
@@ -191,6 +200,7 @@ class Config:
 
     def __post_init__(self):
         _check_model(self.model, self.data)
+        _check_train_corpora(self.data)
         if self.train.best_metric == "val_bleu" and not self.train.validation_bleu_every:
             raise ConfigError(
                 "train.best_metric: val_bleu needs train.validation_bleu_every (epochs), got null"
@@ -302,11 +312,19 @@ def _check_value(key: str, value: Any, hint: Any, meta: dict) -> Any:
         typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, UnionType) else (hint,)
     )
     optional = type(None) in allowed
-    base = next(t for t in allowed if t is not type(None))
+    lists = [t for t in allowed if typing.get_origin(t) is list]
+    if isinstance(value, (list, tuple)) and lists:
+        (item,) = typing.get_args(lists[0])
+        return [_check_value(f"{key}[{i}]", v, item, meta) for i, v in enumerate(value)]
+    scalars = [t for t in allowed if t is not type(None) and typing.get_origin(t) is not list]
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{key}: expected {base.__name__}, got nothing (null)")
+        expected = scalars[0].__name__ if scalars else "a list"
+        raise ConfigError(f"{key}: expected {expected}, got nothing (null)")
+    if not scalars:
+        raise ConfigError(f"{key}: expected a list, got {value!r}")
+    base = scalars[0]
     if base is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key}: expected true or false, got {value!r}")
@@ -332,6 +350,18 @@ def _check_value(key: str, value: Any, hint: Any, meta: dict) -> Any:
     if high is not None and value > high:
         raise ConfigError(f"{key}: expected a value <= {high}, got {value!r}")
     return value
+
+
+def _check_train_corpora(data: DataConfig) -> None:
+    """`data.train_weights`: one weight per training corpus."""
+    prefixes = [data.train] if isinstance(data.train, str) else data.train
+    if not prefixes:
+        raise ConfigError("data.train: expected a prefix or a list of them, got []")
+    if data.train_weights is not None and len(data.train_weights) != len(prefixes):
+        raise ConfigError(
+            f"data.train_weights: expected one weight per data.train prefix ({len(prefixes)}), "
+            f"got {len(data.train_weights)}"
+        )
 
 
 def _check_model(model: ModelConfig, data: DataConfig) -> None:

@@ -137,7 +137,7 @@ def test_accumulation_steps_in_a_training_run(toy_corpus_dir, tmp_path):
     run = RunDir(tmp_path / "run")
     saved = Config.from_yaml(run.config)
     tokenized = tokenized_corpus(
-        corpora(saved)[0], Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
+        corpora(saved)[0][0], Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
     )
     batches = count_batches(make_dataset(tokenized, saved.data, saved.train, shuffle=False))
     # Each epoch: every batch once, 3 to an optimizer step (the last step takes the

@@ -1,3 +1,5 @@
+import numpy as np
+import pytest
 import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
@@ -101,3 +103,27 @@ def test_training_and_validation_batches_run_without_the_autotuning_model(tmp_pa
         dataset = make_dataset(tokenized, DataConfig(), TrainConfig(batch_size=4), shuffle=shuffle)
         assert dataset.options().autotune.enabled is False
         assert sum(int(b[1].shape[0]) for b in dataset) == 8
+
+
+def test_weighted_corpora_are_drawn_at_their_weights_and_repeat_per_epoch(tmp_path, sp_models):
+    """Two corpora of one sentence each, weights 3:1: the share of the first in 100 batches
+    of 8 is 0.75 within 0.05 (over 3 standard deviations of 800 draws); the same epoch gives
+    the same batches, another epoch others."""
+    first = _setup(tmp_path / "a", sp_models, [("one two", "TWO ONE THREE FOUR")] * 40)
+    second = _setup(tmp_path / "b", sp_models, [("five", "FIVE")] * 40)
+    train = TrainConfig(batch_size=8, bucket_width=100)
+
+    def batches(epoch):
+        mixed = make_dataset([first, second], DataConfig(), train, True, epoch, weights=[3, 1])
+        return [labels.numpy() for _, labels in mixed.take(100)]
+
+    epoch_0 = batches(0)
+    lengths = np.concatenate([(labels != 0).sum(axis=1) for labels in epoch_0])
+    kinds = sorted(set(lengths.tolist()))
+    assert len(kinds) == 2 and len(lengths) == 800  # the two corpora, told apart by length
+    share = float(np.mean(lengths == kinds[1]))  # the first corpus's, the longer
+    assert abs(share - 0.75) < 0.05, share
+    assert all(np.array_equal(a, b) for a, b in zip(batches(0)[:10], epoch_0[:10]))
+    assert not all(np.array_equal(a, b) for a, b in zip(batches(1)[:10], epoch_0[:10]))
+    with pytest.raises(ValueError, match="one per corpus"):
+        make_dataset([first, second], DataConfig(), train, True, weights=[1])

@@ -12,11 +12,13 @@ import pytest
 import tensorflow as tf
 
 from keras_nmt.config import Config
+from keras_nmt.data.tokenizer import Tokenizer
 from keras_nmt.errors import ConfigError, UserError
 from keras_nmt.evaluation.bleu import score
 from keras_nmt.inference.loading import load
 from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
+from keras_nmt.special_ids import UNK_ID
 from keras_nmt.training.callbacks import TrainingProgress
 from keras_nmt.training.optimizer import make_optimizer
 from keras_nmt.training.train import build_model, callbacks, train
@@ -274,3 +276,18 @@ def test_fine_tuning_starts_from_a_run_learns_the_new_data_and_leaves_the_run_un
     with pytest.raises(UserError, match=r"another model config \(model.decoder_units: 64 -> 32"):
         train(tuned.replace(["model.decoder_units=32"]), tmp_path / "other", log=quiet,
               init_from=trained_run)  # fmt: skip
+
+
+def test_several_training_corpora_share_the_sentencepiece_models_and_the_epoch(tmp_path):
+    corpus = tmp_path / "corpus"
+    write_pairs(corpus, "a", toy_pairs())
+    write_pairs(corpus, "b", [("zebra quiz", "ZEBRA QUIZ")] * 24)  # letters a has not
+    write_pairs(corpus, "valid", toy_pairs()[:8])
+    settings = ["data.train=[a, b]", "data.train_weights=[2, 1]", "train.epochs=1"]
+    messages = []
+    result = train(tiny_config(corpus, *settings), tmp_path / "run", log=messages.append)
+    assert sum(m.startswith("training corpus:") for m in messages) == 2
+    assert result.train_counts.kept == len(toy_pairs()) + 24
+    target = Tokenizer.load(RunDir(tmp_path / "run").target_model)
+    assert UNK_ID not in target.tokenize(tf.constant(["ZEBRA QUIZ"])).flat_values.numpy()
+    assert np.isfinite(result.history[-1]["loss"])

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
+from collections.abc import Sequence
 
 import tensorflow as tf
 
@@ -40,6 +42,11 @@ class FilterCounts:
     too_long: int
     source_tokens: int
     target_tokens: int
+
+    def __add__(self, other: FilterCounts) -> FilterCounts:
+        """The counts of two corpora together."""
+        fields = dataclasses.fields(self)
+        return FilterCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields))
 
     def __str__(self) -> str:
         return (
@@ -183,32 +190,60 @@ def batch_by_length(
 
 
 def make_dataset(
-    tokenized: tf.data.Dataset,
+    tokenized: tf.data.Dataset | Sequence[tf.data.Dataset],
     data: DataConfig,
     train: TrainConfig,
     shuffle: bool,
     epoch: int = 0,
     shard: tuple[int, int] = (1, 0),
+    weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
     """The batched, padded teacher-forcing dataset (see module docstring) of one pass over
-    `tokenized_corpus` pairs.
+    `tokenized_corpus` pairs, or over several corpora's in turn.
 
     With `shuffle`, the order is seeded with `train.seed` and `epoch`: the same epoch always
     gives the same batches in the same order, which is what resuming mid-epoch relies on.
     `shard = (count, index)` keeps every count-th pair from the index-th (one input pipeline
     of a multi-worker run). Batches hold up to `train.batch_size` sentences or tokens.
+
+    With `weights` (one per corpus, with `shuffle`), the dataset is endless: each corpus is
+    shuffled and repeated on its own, and each pair is drawn from corpus i with probability
+    `weights[i] / sum(weights)` (`tf.data.Dataset.sample_from_datasets`, seeded like the
+    shuffle).
     """
+    parts = [tokenized] if isinstance(tokenized, tf.data.Dataset) else list(tokenized)
+    if weights is None:
+        whole = functools.reduce(lambda a, b: a.concatenate(b), parts)
+        examples = _examples(whole, data, train, shuffle, epoch, shard)
+    else:
+        if not shuffle or len(weights) != len(parts):
+            raise ValueError(
+                f"weights: expected one per corpus ({len(parts)}) and shuffle, got "
+                f"{len(weights)} and shuffle={shuffle}"
+            )
+        streams = [
+            _examples(part, data, train, True, epoch, shard, corpus=i).repeat()
+            for i, part in enumerate(parts)
+        ]
+        seed = train.seed * 10_000 + epoch
+        probabilities = [float(weight) for weight in weights]
+        examples = tf.data.Dataset.sample_from_datasets(streams, probabilities, seed=seed)
+    examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    max_length = max(data.max_source_length, data.max_target_length)
+    return batch_by_length(examples, train, max_length).prefetch(tf.data.AUTOTUNE)
+
+
+def _examples(tokenized, data, train, shuffle, epoch, shard, corpus: int = 0) -> tf.data.Dataset:
+    """One corpus's pairs that filtering keeps, this pipeline's shard, shuffled (seeded by
+    `train.seed`, `epoch` and the `corpus` index) when `shuffle`."""
     kept = FilterStatus.KEPT.value
     examples = tokenized.filter(lambda s, t: tf.equal(filter_status(s, t, data), kept))
     if shard[0] > 1:
         examples = examples.shard(*shard)
     if shuffle:
-        examples = examples.shuffle(
-            train.shuffle_buffer, seed=train.seed * 10_000 + epoch, reshuffle_each_iteration=False
-        )
-    examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
-    max_length = max(data.max_source_length, data.max_target_length)
-    return batch_by_length(examples, train, max_length).prefetch(tf.data.AUTOTUNE)
+        seed = train.seed * 10_000 + epoch + 7919 * corpus
+        examples = examples.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    return examples
 
 
 def group_micro_batches(batches: tf.data.Dataset, size: int) -> tf.data.Dataset:

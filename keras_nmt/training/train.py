@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import math
 import pathlib
@@ -109,9 +110,14 @@ def _changes(old: Config, new: Config, section: str) -> list[str]:
     ]
 
 
-def corpora(config: Config) -> tuple[ParallelCorpus, ParallelCorpus | None]:
+def corpora(config: Config) -> tuple[list[ParallelCorpus], ParallelCorpus | None]:
+    """The training corpora (one per `data.train` prefix) and the validation corpus."""
     data = config.data
-    train = ParallelCorpus.from_prefix(data.dir, data.train, data.source_lang, data.target_lang)
+    prefixes = [data.train] if isinstance(data.train, str) else data.train
+    train = [
+        ParallelCorpus.from_prefix(data.dir, prefix, data.source_lang, data.target_lang)
+        for prefix in prefixes
+    ]
     valid = (
         ParallelCorpus.from_prefix(data.dir, data.valid, data.source_lang, data.target_lang)
         if data.valid
@@ -123,13 +129,21 @@ def corpora(config: Config) -> tuple[ParallelCorpus, ParallelCorpus | None]:
 def tokenizers(
     run: RunDir,
     config: Config,
-    corpus: ParallelCorpus,
+    train_corpora: list[ParallelCorpus],
     log: Callable[[str], None],
     chief: bool = True,
 ) -> tuple[Tokenizer, Tokenizer]:
-    """Loads the run's SentencePiece models, training them first if they are missing (the
-    other workers of a multi-worker run wait for the chief's, in the shared run directory)."""
+    """Loads the run's SentencePiece models, training them first on all `train_corpora` if
+    they are missing (the other workers of a multi-worker run wait for the chief's, in the
+    shared run directory)."""
     data = config.data
+
+    def source_lines():
+        return itertools.chain.from_iterable(c.source_lines() for c in train_corpora)
+
+    def target_lines():
+        return itertools.chain.from_iterable(c.target_lines() for c in train_corpora)
+
     if not chief:
         _wait_for(run.source_model, run.target_model)
     elif not (run.source_model.is_file() and run.target_model.is_file()):
@@ -138,7 +152,7 @@ def tokenizers(
         )
         if data.shared_vocab:
             log(f"training a shared SentencePiece model ({data.source_vocab_size} pieces)")
-            lines = itertools.chain(corpus.source_lines(), corpus.target_lines())
+            lines = itertools.chain(source_lines(), target_lines())
             train_sentencepiece(lines, run.source_model, data.source_vocab_size, **options)
             write_model(run.target_model, run.source_model.read_bytes())
         else:
@@ -146,12 +160,8 @@ def tokenizers(
                 f"training SentencePiece models ({data.source_vocab_size} source, "
                 f"{data.target_vocab_size} target pieces)"
             )
-            train_sentencepiece(
-                corpus.source_lines(), run.source_model, data.source_vocab_size, **options
-            )
-            train_sentencepiece(
-                corpus.target_lines(), run.target_model, data.target_vocab_size, **options
-            )
+            train_sentencepiece(source_lines(), run.source_model, data.source_vocab_size, **options)
+            train_sentencepiece(target_lines(), run.target_model, data.target_vocab_size, **options)
     return Tokenizer.load(run.source_model), Tokenizer.load(run.target_model)
 
 
@@ -197,9 +207,10 @@ def dtype_policy(mixed_precision: str):
         keras.config.set_dtype_policy(previous)
 
 
-def epoch_dataset(tokenized: tf.data.Dataset, data: DataConfig, per_replica: TrainConfig):
+def epoch_dataset(tokenized: list[tf.data.Dataset], data: DataConfig, per_replica: TrainConfig):
     """`(epoch, input_context)` -> one input pipeline's endless dataset of what a replica
-    trains a step on in `epoch`: its shard of the pairs, shuffled for that epoch, batched as
+    trains a step on in `epoch`: its shard of the pairs of the training corpora `tokenized`
+    (drawn at `data.train_weights`, if given), shuffled for that epoch, batched as
     `per_replica` says (`_per_replica_batch_size`), and grouped by
     `per_replica.accumulation_steps` (`group_micro_batches`) when above 1. The same dataset
     every time it is called: a resumed run skips the steps it took."""
@@ -207,7 +218,7 @@ def epoch_dataset(tokenized: tf.data.Dataset, data: DataConfig, per_replica: Tra
     def make(epoch: int, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
         shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
         batches = make_dataset(
-            tokenized, data, per_replica, shuffle=True, epoch=epoch, shard=shard
+            tokenized, data, per_replica, True, epoch, shard, data.train_weights
         ).repeat()
         if per_replica.accumulation_steps > 1:
             batches = group_micro_batches(batches, per_replica.accumulation_steps)
@@ -254,11 +265,11 @@ def train(
     run = _open_run_dir(run_dir, config)
     initial = _initial_run(init_from, run, config, chief) if init_from is not None else None
     per_replica = _per_replica_batch_size(config, strategy.num_replicas_in_sync)
-    train_corpus, valid_corpus = _checked_corpora(config, log)
+    train_corpora, valid_corpus = _checked_corpora(config, log)
     if chief:
         config.save(run.config)
     keras.utils.set_random_seed(config.train.seed)
-    data = _prepare_data(run, config, train_corpus, valid_corpus, chief, log)
+    data = _prepare_data(run, config, train_corpora, valid_corpus, chief, log)
     steps = _steps_per_epoch(config, data.train, per_replica, strategy.num_replicas_in_sync)
     model, state = _model_and_state(config, strategy, data.tokenizers, run, steps, chief)
     if not _restore(state, run, config, log, initial):
@@ -332,24 +343,25 @@ def _load_model_weights(model: Seq2Seq, path: pathlib.Path) -> None:
 
 def _checked_corpora(
     config: Config, log: Callable[[str], None]
-) -> tuple[ParallelCorpus, ParallelCorpus | None]:
+) -> tuple[list[ParallelCorpus], ParallelCorpus | None]:
     """The training and validation corpora (`corpora`), each checked (`ParallelCorpus.check`)
     and its line count logged."""
-    train_corpus, valid_corpus = corpora(config)
-    log(f"training corpus: {train_corpus.name}: {train_corpus.check()} lines")
+    train_corpora, valid_corpus = corpora(config)
+    for corpus in train_corpora:
+        log(f"training corpus: {corpus.name}: {corpus.check()} lines")
     if valid_corpus is not None:
         log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
-    return train_corpus, valid_corpus
+    return train_corpora, valid_corpus
 
 
 @dataclasses.dataclass(frozen=True)
 class _RunData:
     """What a run trains and validates on: the tokenizers, the tokenized training pairs
-    (`tokenized_corpus`), the validation batches (None without a validation corpus) and the
-    filter counts of both."""
+    (`tokenized_corpus`, one dataset per training corpus), the validation batches (None
+    without a validation corpus) and the filter counts of both."""
 
     tokenizers: tuple[Tokenizer, Tokenizer]
-    train: tf.data.Dataset
+    train: list[tf.data.Dataset]
     train_counts: FilterCounts
     valid: tf.data.Dataset | None
     valid_counts: FilterCounts | None
@@ -358,7 +370,7 @@ class _RunData:
 def _prepare_data(
     run: RunDir,
     config: Config,
-    train_corpus: ParallelCorpus,
+    train_corpora: list[ParallelCorpus],
     valid_corpus: ParallelCorpus | None,
     chief: bool,
     log: Callable[[str], None],
@@ -367,14 +379,16 @@ def _prepare_data(
     keeps, logging the counts.
 
     Raises:
-        UserError: no training pair is left after filtering.
+        UserError: a training corpus has no pair left after filtering.
     """
-    tokenizer_pair = tokenizers(run, config, train_corpus, log, chief)
-    train_tokenized = tokenized_corpus(train_corpus, *tokenizer_pair)
-    train_counts = count_filtered(train_tokenized, config.data)
+    tokenizer_pair = tokenizers(run, config, train_corpora, log, chief)
+    train_tokenized = [tokenized_corpus(c, *tokenizer_pair) for c in train_corpora]
+    counts = [count_filtered(tokenized, config.data) for tokenized in train_tokenized]
+    for corpus, corpus_counts in zip(train_corpora, counts):
+        if corpus_counts.kept == 0:
+            raise UserError(f"{corpus.name}: no training pair left after filtering")
+    train_counts = functools.reduce(lambda a, b: a + b, counts)
     log(f"training data: {train_counts}")
-    if train_counts.kept == 0:
-        raise UserError(f"{train_corpus.name}: no training pair left after filtering")
     valid_counts, valid_data = _validation_data(valid_corpus, tokenizer_pair, config, log)
     return _RunData(tokenizer_pair, train_tokenized, train_counts, valid_data, valid_counts)
 
@@ -441,12 +455,12 @@ def _validation_data(
 
 
 def _steps_per_epoch(
-    config: Config, tokenized: tf.data.Dataset, per_replica: TrainConfig, replicas: int
+    config: Config, tokenized: list[tf.data.Dataset], per_replica: TrainConfig, replicas: int
 ) -> int:
     """Optimizer steps in an epoch: `train.steps_per_epoch`, or enough for one pass over the
-    unsharded data in per-replica batches, every batch going to one replica and
-    `train.accumulation_steps` of them to a step (the last step of a pass that does not
-    divide evenly takes its missing batches from the start of the pass). The count is the
+    unsharded data (all training corpora) in per-replica batches, every batch going to one
+    replica and `train.accumulation_steps` of them to a step (the last step of a pass that
+    does not divide evenly takes its missing batches from the start of the pass). The count is the
     same in every pass: length bucketing puts each pair in the bucket of its length,
     whatever the shuffle order."""
     if config.train.steps_per_epoch:
