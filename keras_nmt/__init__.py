@@ -5,6 +5,7 @@ before Keras is first imported; a different `KERAS_BACKEND` in the environment i
 It also keeps TensorFlow's start-up quiet on a machine without a GPU (see `keras_nmt.quiet`).
 """
 
+import importlib
 import os
 
 from keras_nmt import quiet
@@ -32,7 +33,5 @@ def __getattr__(name):
     """`keras_nmt.train`, `keras_nmt.load`, ...: imported on first use, so that
     `import keras_nmt` stays cheap and TensorFlow loads only when needed."""
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keras_nmt' has no attribute {name!r}")
