@@ -147,12 +147,9 @@ def _score(args) -> None:
     corpus = ParallelCorpus(source=pathlib.Path(args.src), target=pathlib.Path(args.tgt))
     corpus.check()  # aligned, UTF-8
     sources, targets = list(corpus.source_lines()), list(corpus.target_lines())
-    with _open(None, "w") as output:
-        for score, pieces in translator.score(sources, targets):
-            line = f"{score:.4f}"
-            if args.per_token:
-                line += " ||| " + " ".join(f"{piece}:{lp:.4f}" for piece, lp in pieces)
-            output.write(line + "\n")
+    for score, pieces in translator.score(sources, targets):
+        per_token = " ".join(f"{piece}:{lp:.4f}" for piece, lp in pieces)
+        print(f"{score:.4f} ||| {per_token}" if args.per_token else f"{score:.4f}")
 
 
 def _average(args) -> None:

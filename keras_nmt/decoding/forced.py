@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_nmt.decoding.rows import write_at
 from keras_nmt.decoding.step import StepFn
+from keras_nmt.special_ids import PAD_ID
 
 
 def force_decode(
@@ -28,7 +29,7 @@ def force_decode(
         `(batch, T)` float32: `log p(targets[:, t] | targets[:, :t])`, and 0 at PAD.
     """
     batch, length = tf.shape(targets)[0], tf.shape(targets)[1]
-    real = targets > 0  # PAD is 0
+    real = targets != PAD_ID
 
     def body(t, tokens, state, token_log_probs):
         log_probs, state, _ = step(tokens, state)

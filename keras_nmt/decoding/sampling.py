@@ -34,7 +34,7 @@ class Sampling(NamedTuple):
 def sampler(sampling: Sampling) -> Chooser:
     """A `Chooser` drawing each row's token as `sampling` says; the log-probability returned
     is the model's (untempered) one of the drawn token, so scores stay log P(y)."""
-    if int(sampling.top_k) < 0:
+    if sampling.top_k < 0:
         raise ValueError(f"top_k: expected >= 0 (0: the whole vocabulary), got {sampling.top_k}")
     if not sampling.temperature > 0:
         raise ValueError(f"temperature: expected > 0, got {sampling.temperature}")

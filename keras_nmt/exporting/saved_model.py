@@ -53,7 +53,8 @@ def build_archive(translator: Translator) -> keras.export.ExportArchive:
     archive = keras.export.ExportArchive()
     spec = [tf.TensorSpec([None], tf.string, name=SAVED_MODEL_INPUT)]
     for name, (decoding, keys) in SAVED_MODEL_SIGNATURES.items():
-        archive.add_endpoint(name, _endpoint(decoders[decoding], keys), input_signature=spec)
+        endpoint = _selecting(decoders[decoding].translate_function, keys)
+        archive.add_endpoint(name, endpoint, input_signature=spec)
     specs = {
         "text": tf.TensorSpec([None], tf.string, name="text"),
         "seed": tf.TensorSpec([], tf.int64, name="seed"),
@@ -75,14 +76,6 @@ def _selecting(function, keys: tuple[str, ...]):
 
     def endpoint(*inputs):
         outputs = function(*inputs)
-        return {key: outputs[key] for key in keys}
-
-    return endpoint
-
-
-def _endpoint(translator: Translator, keys: tuple[str, ...]):
-    def endpoint(text):
-        outputs = translator.translate_function(text)
         return {key: outputs[key] for key in keys}
 
     return endpoint

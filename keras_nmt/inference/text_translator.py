@@ -55,9 +55,13 @@ class TextTranslator(abc.ABC):
         beam_size: int | None = None,
         n_best: int | None = None,
         length_penalty: float | None = None,
+        sampling_topk: int | None = None,
+        sampling_temperature: float | None = None,
+        sampling_seed: int | None = None,
     ) -> TextTranslator:
         """The same model decoding with another beam size, number of hypotheses or length
-        penalty (GNMT alpha); None keeps the current one."""
+        penalty (GNMT alpha), or sampling (`decode.sampling_*` in the config); None keeps the
+        current one."""
 
     def alignment_batch(self, sentences: list[str]) -> dict[str, np.ndarray]:
         """The best hypotheses' `attention` `(batch, T, S)`, `source_tokens` `(batch, S)` and
@@ -75,20 +79,21 @@ class TextTranslator(abc.ABC):
     def score(
         self, sentences: Sequence[str], translations: Sequence[str], batch_size: int | None = None
     ) -> list[tuple[float, list[tuple[str, float]]]]:
-        """`score_batch` over whole lists, in batches: per pair, its score and its pieces'
-        log-probabilities."""
+        """`score_batch` over whole lists, in batches of similar translation length (the force
+        decoding runs to a batch's longest): per pair, in input order, its score and its
+        pieces' log-probabilities."""
         if len(sentences) != len(translations):
             raise UserError(
                 f"expected as many translations as sentences, got {len(translations)} and "
                 f"{len(sentences)}"
             )
-        size = batch_size or self.batch_size
-        results = []
-        for start in range(0, len(sentences), size):
+        results: list[tuple[float, list[tuple[str, float]]]] = [(0.0, [])] * len(sentences)
+        for batch in _by_length(translations, batch_size or self.batch_size):
             scores, pieces = self.score_batch(
-                list(sentences[start : start + size]), list(translations[start : start + size])
+                [sentences[i] for i in batch], [translations[i] for i in batch]
             )
-            results += [(float(score), row) for score, row in zip(scores, pieces)]
+            for index, score, row in zip(batch, scores, pieces):
+                results[index] = (float(score), row)
         return results
 
     def translate(self, sentences: Sequence[str], batch_size: int | None = None) -> list[str]:
@@ -102,10 +107,8 @@ class TextTranslator(abc.ABC):
     ) -> list[list[tuple[str, float]]]:
         """As `translate`, with each sentence's `n_best` hypotheses and their scores (the
         log-probability over GNMT's length penalty), best first."""
-        batch_size = batch_size or self.batch_size
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
         results: list[list[tuple[str, float]]] = [[]] * len(sentences)
-        for batch in _chunks(order, batch_size):
+        for batch in _by_length(sentences, batch_size or self.batch_size):
             texts, scores = self.translate_batch([sentences[i] for i in batch])
             for index, row_texts, row_scores in zip(batch, texts, scores):
                 results[index] = [
@@ -115,9 +118,11 @@ class TextTranslator(abc.ABC):
         return results
 
 
-def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _by_length(texts: Sequence[str], size: int) -> Iterable[list[int]]:
+    """The indices of `texts` in batches of `size`, shortest texts first (little padding)."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
 
 
 def pieces_and_log_probs(output: dict) -> list[list[tuple[str, float]]]:

@@ -64,11 +64,13 @@ class TFLiteTranslator(TextTranslator):
         beam_size: int | None = None,
         n_best: int | None = None,
         length_penalty: float | None = None,
-        **sampling,
+        sampling_topk: int | None = None,
+        sampling_temperature: float | None = None,
+        sampling_seed: int | None = None,
     ) -> TFLiteTranslator:
         """Greedy (beam 1) or the exported beam; one hypothesis per sentence; the exported
         length penalty."""
-        if any(value is not None for value in sampling.values()):
+        if (sampling_topk, sampling_temperature, sampling_seed) != (None, None, None):
             raise UserError("a TFLite export does not sample; use a SavedModel export")
         check_exported_beam(beam_size, self.info["decode"]["beam_size"])
         check_exported_length_penalty(length_penalty, self.info["decode"]["length_penalty"])

@@ -143,22 +143,30 @@ class Translator(tf.Module, TextTranslator):
         beam_size: int | None = None,
         n_best: int | None = None,
         length_penalty: float | None = None,
-        **sampling,
+        sampling_topk: int | None = None,
+        sampling_temperature: float | None = None,
+        sampling_seed: int | None = None,
     ) -> Translator:
-        """The same model with other decoding settings (validated like the config); `sampling`
-        takes `sampling_topk`, `sampling_temperature` and `sampling_seed`."""
-        settings = {"beam_size": beam_size, "n_best": n_best, "length_penalty": length_penalty}
-        changed = {
-            key: value for key, value in {**settings, **sampling}.items() if value is not None
-        }
+        """The same model with other decoding settings (validated like the config)."""
+        settings = dict(
+            beam_size=beam_size,
+            n_best=n_best,
+            length_penalty=length_penalty,
+            sampling_topk=sampling_topk,
+            sampling_temperature=sampling_temperature,
+            sampling_seed=sampling_seed,
+        )
+        changed = {key: value for key, value in settings.items() if value is not None}
         return self.with_config(self.config.with_section("decode", **changed))
 
     def with_config(self, config: Config) -> Translator:
         """The same models and tokenizers with `config`'s `decode` and `export` sections (its
         `model` section must be the one the model was built with)."""
-        return Translator(
+        translator = Translator(
             self.model, self.source_tokenizer, self.target_tokenizer, config, self.members[1:]
         )
+        translator.origin = self.origin
+        return translator
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def translate_function(self, text):

@@ -69,7 +69,6 @@ class FitCheckpoint(keras.callbacks.Callback):
         self.max_steps = max_steps
         self._step = 0  # the step within the epoch, counted here rather than read back
         self._iterations = 0  # optimizer steps taken
-        self._budget_spent = False
 
     def restore(self) -> int | None:
         """Loads the latest checkpoint; returns its optimizer step (None if there is none)."""
@@ -92,21 +91,20 @@ class FitCheckpoint(keras.callbacks.Callback):
         self._step += 1
         self._iterations += 1
         if self.max_steps is not None and self._iterations >= self.max_steps:
-            self._budget_spent = True
             self.trained.stop_training = True
         if self._step < self.steps_per_epoch and self._iterations % self.save_every == 0:
             self._save_within_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
         if self._step < self.steps_per_epoch:
-            if self._budget_spent:  # the budget ends the run here: saved to go on from
+            if self.budget_spent():  # the budget ends the run here: saved to go on from
                 self._save_within_epoch()
             return  # otherwise (TerminateOnNaN) the epoch is not done and nothing is saved
         self._step = 0
         self.position.epoch.assign(epoch + 1)
         self.position.step.assign(0)
         self.position.sums.assign(tf.zeros_like(self.position.sums))
-        self.position.stopped.assign(bool(self.trained.stop_training) and not self._budget_spent)
+        self.position.stopped.assign(bool(self.trained.stop_training) and not self.budget_spent())
         self.checkpointer.save(self._iterations)
 
     def _save_within_epoch(self) -> None:
