@@ -54,7 +54,12 @@ class DataConfig:
     an epoch reads each of their pairs once, shuffled together; with `train_weights` (one
     positive number per corpus) each batch's pairs are drawn from the corpora in proportion
     to the weights, and an epoch is as many steps as one pass over all the corpora together
-    would take. SentencePiece models are trained on all of them; validation reads `valid`.
+    would take. SentencePiece models are trained on all of them (a random sample of
+    `sentencepiece_max_sentences` sentences a side); validation reads `valid`.
+
+    A training corpus is tokenized once and cached: in memory up to `memory_cache_max_pairs`
+    pairs, above that in a file under the run directory's `cache/` (`corpus_cache`), so that
+    memory does not grow with the corpus; 0 caches every training corpus in a file.
     """
 
     dir: str = "../shared/data/multi30k"
@@ -73,6 +78,7 @@ class DataConfig:
         default="unigram", metadata=_choice(*SENTENCEPIECE_MODEL_TYPES)
     )
     sentencepiece_max_sentences: int = dataclasses.field(default=1_000_000, metadata=_range(1))
+    memory_cache_max_pairs: int = dataclasses.field(default=1_000_000, metadata=_range(0))
     max_source_length: int = dataclasses.field(default=100, metadata=_range(1))
     max_target_length: int = dataclasses.field(default=100, metadata=_range(1))
 

@@ -19,6 +19,7 @@ class RunDir:
     backup/ckpt-<step>/  the training state (weights, optimizer, position) for resuming
     epochs/ckpt-<epoch>/ the weights at the end of the last `train.average_last_epochs` epochs
     averaged/            a run directory holding their average (`averaging.average_run`)
+    cache/               tokenized corpora too large for memory (`corpus_cache`)
     history.csv          one row of losses and metrics per finished epoch
     logs/                TensorBoard event files
     """
@@ -35,6 +36,7 @@ class RunDir:
     backup = property(lambda self: self.path / "backup")
     epochs = property(lambda self: self.path / "epochs")
     averaged = property(lambda self: self.path / "averaged")
+    cache = property(lambda self: self.path / "cache")
     history = property(lambda self: self.path / "history.csv")
     logs = property(lambda self: self.path / "logs")
 

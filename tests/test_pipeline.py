@@ -5,9 +5,11 @@ import tensorflow as tf
 from keras_nmt.config import DataConfig, TrainConfig
 from keras_nmt.data.corpus import ParallelCorpus
 from keras_nmt.data.pipeline import (
+    count_batches,
     count_filtered,
     end_with_eos,
     make_dataset,
+    pass_batches,
     teacher_forcing,
     tokenized_corpus,
 )
@@ -127,3 +129,58 @@ def test_weighted_corpora_are_drawn_at_their_weights_and_repeat_per_epoch(tmp_pa
     assert not all(np.array_equal(a, b) for a, b in zip(batches(1)[:10], epoch_0[:10]))
     with pytest.raises(ValueError, match="one per corpus"):
         make_dataset([first, second], DataConfig(), train, True, weights=[1])
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        TrainConfig(batch_size=8, bucket_width=3),
+        TrainConfig(batch_size=5, bucket_width=1),
+        TrainConfig(batch_size=3, bucket_width=50),
+        TrainConfig(batch_size=40, batch_type="tokens", bucket_width=4),
+    ],
+)
+def test_pass_batches_counts_the_batches_a_pass_makes(tmp_path, sp_models, train):
+    """The batch count worked out from the filter counts' lengths equals the number of
+    batches `make_dataset` yields, for sentence and token batches, over two corpora read
+    together, with pairs filtered out."""
+    long = " ".join(["one two three"] * 20)
+    first = _setup(tmp_path / "a", sp_models, toy_pairs(37) + [(long, "ONE"), ("", "TWO")])
+    second = _setup(tmp_path / "b", sp_models, toy_pairs(23))
+    data = DataConfig(max_source_length=30, max_target_length=30)
+    counts = count_filtered(first, data) + count_filtered(second, data)
+    assert sum(counts.lengths) == counts.kept == 60
+    batches = make_dataset([first, second], data, train, shuffle=True, epoch=3)
+    assert pass_batches(counts, data, train) == count_batches(batches)
+
+
+def test_a_file_cache_gives_the_batches_of_the_memory_cache_and_survives_a_killed_writer(
+    tmp_path, sp_models
+):
+    """A corpus cached in a file yields what the in-memory cache yields; leftovers of a
+    writer killed mid-pass (the lockfile that makes tf.data refuse to write, a partial
+    shard) are removed and the cache is written again; a complete cache is read as it is."""
+    write_pairs(tmp_path, "train", toy_pairs(40))
+    corpus = ParallelCorpus.from_prefix(tmp_path, "train", "en", "de")
+    tokenizers = Tokenizer.load(sp_models[0]), Tokenizer.load(sp_models[1])
+    cache = tmp_path / "cache" / "train0"
+    cache.parent.mkdir()
+    # What a writer killed mid-pass leaves (tf.data 2.21, seen after a SIGKILL).
+    for leftover in ("_0.lockfile", "_0.data-00000-of-00001.tempstate138268356959127099"):
+        (cache.parent / (cache.name + leftover)).write_bytes(b"left by a killed writer")
+
+    def batches(tokenized):
+        train = TrainConfig(batch_size=8, bucket_width=3)
+        dataset = make_dataset(tokenized, DataConfig(), train, shuffle=True, epoch=1)
+        return [labels.numpy().tolist() for _, labels in dataset]
+
+    in_memory = tokenized_corpus(corpus, *tokenizers)
+    in_file = tokenized_corpus(corpus, *tokenizers, cache_file=cache)
+    assert count_filtered(in_file, DataConfig()) == count_filtered(in_memory, DataConfig())
+    names = sorted(p.name for p in cache.parent.iterdir())
+    assert "train0.index" in names and not any("lockfile" in name for name in names)
+    assert batches(in_file) == batches(in_memory)
+    written = (cache.parent / "train0.index").stat().st_mtime_ns
+    again = tokenized_corpus(corpus, *tokenizers, cache_file=cache)
+    assert batches(again) == batches(in_memory)
+    assert (cache.parent / "train0.index").stat().st_mtime_ns == written

@@ -283,11 +283,21 @@ def test_several_training_corpora_share_the_sentencepiece_models_and_the_epoch(t
     write_pairs(corpus, "a", toy_pairs())
     write_pairs(corpus, "b", [("zebra quiz", "ZEBRA QUIZ")] * 24)  # letters a has not
     write_pairs(corpus, "valid", toy_pairs()[:8])
-    settings = ["data.train=[a, b]", "data.train_weights=[2, 1]", "train.epochs=1"]
+    # a (48 pairs) is over the memory cache's limit, b (24) is not.
+    settings = ["data.train=[a, b]", "data.train_weights=[2, 1]", "data.memory_cache_max_pairs=30"]
     messages = []
-    result = train(tiny_config(corpus, *settings), tmp_path / "run", log=messages.append)
+    result = train(tiny_config(corpus, *settings, "train.epochs=1"), tmp_path / "run",
+                   log=messages.append)  # fmt: skip
     assert sum(m.startswith("training corpus:") for m in messages) == 2
     assert result.train_counts.kept == len(toy_pairs()) + 24
-    target = Tokenizer.load(RunDir(tmp_path / "run").target_model)
+    run = RunDir(tmp_path / "run")
+    target = Tokenizer.load(run.target_model)
     assert UNK_ID not in target.tokenize(tf.constant(["ZEBRA QUIZ"])).flat_values.numpy()
     assert np.isfinite(result.history[-1]["loss"])
+    (index,) = run.cache.glob("*.index")
+    assert index.name.startswith("train0-worker0-") and not list(run.cache.glob("train1*"))
+    written = index.stat().st_mtime_ns
+    # The next epoch, in a new process's place, reads the cache the first pass wrote.
+    train(tiny_config(corpus, *settings, "train.epochs=2"), run.path, log=quiet)
+    assert [p.name for p in run.cache.glob("*.index")] == [index.name]
+    assert index.stat().st_mtime_ns == written

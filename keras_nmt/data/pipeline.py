@@ -1,8 +1,9 @@
 """The tf.data input pipeline from raw text pairs to padded teacher-forcing batches.
 
-tokenize -> append EOS to the source -> cache -> filter (empty side, too long) ->
-shuffle (seeded) -> teacher-forcing shift -> length bucketing (sentence- or token-based
-batches, little padding) -> prefetch.
+tokenize -> append EOS to the source -> cache (in memory, or a file for a corpus too
+large for memory) -> filter (empty side, too long) -> shuffle (seeded, a bounded buffer) ->
+teacher-forcing shift -> length bucketing (sentence- or token-based batches, little padding)
+-> prefetch.
 
 Every pipeline here runs without tf.data's autotuning model (`without_autotuning`): in TF
 2.21, deleting an iterator of an autotuned dataset waits for the autotuning model's
@@ -21,8 +22,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import pathlib
 from collections.abc import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from keras_nmt.config import DataConfig, TrainConfig
@@ -35,18 +38,29 @@ _TOKENIZE_BATCH = 1024
 
 @dataclasses.dataclass(frozen=True)
 class FilterCounts:
-    """What filtering did to a corpus: pairs kept and dropped, by reason."""
+    """What filtering did to a corpus: pairs kept and dropped, by reason, the kept pairs'
+    tokens, and `lengths[n]`: how many kept pairs have padded length n (`padded_length`),
+    from which `pass_batches` counts an epoch's batches without reading the corpus again."""
 
     kept: int
     empty: int
     too_long: int
     source_tokens: int
     target_tokens: int
+    lengths: tuple[int, ...] = ()
 
     def __add__(self, other: FilterCounts) -> FilterCounts:
         """The counts of two corpora together."""
-        fields = dataclasses.fields(self)
-        return FilterCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields))
+        size = max(len(self.lengths), len(other.lengths))
+        lengths = np.zeros(size, np.int64)
+        lengths[: len(self.lengths)] += self.lengths
+        lengths[: len(other.lengths)] += other.lengths
+        numbers = [
+            getattr(self, f.name) + getattr(other, f.name)
+            for f in dataclasses.fields(self)
+            if f.name != "lengths"
+        ]
+        return FilterCounts(*numbers, lengths=tuple(int(n) for n in lengths))
 
     def __str__(self) -> str:
         return (
@@ -110,8 +124,12 @@ def tokenize_pairs(
 def filter_status(source_ids, target_ids, data: DataConfig) -> tf.Tensor:
     """The pair's `FilterStatus`, an int32 scalar (the source's length counts its EOS, the
     target's its BOS or EOS)."""
-    source_length = tf.shape(source_ids)[0]
-    target_length = tf.shape(target_ids)[0]
+    return _status(tf.shape(source_ids)[0], tf.shape(target_ids)[0], data)
+
+
+def _status(source_length, target_length, data: DataConfig) -> tf.Tensor:
+    """`filter_status` from the lengths of the tokenized source (with its EOS) and target
+    (without BOS or EOS): int32 scalars, or vectors of pairs."""
     empty = tf.logical_or(source_length <= 1, target_length == 0)
     too_long = tf.logical_or(
         source_length > data.max_source_length, target_length + 1 > data.max_target_length
@@ -121,6 +139,12 @@ def filter_status(source_ids, target_ids, data: DataConfig) -> tf.Tensor:
         FilterStatus.EMPTY.value,
         tf.where(too_long, FilterStatus.TOO_LONG.value, FilterStatus.KEPT.value),
     )
+
+
+def padded_length(source_length, target_length):
+    """The length that `batch_by_length` buckets a tokenized pair by: its source with EOS,
+    or its target with BOS (or EOS), whichever is longer."""
+    return tf.maximum(source_length, target_length + 1)
 
 
 def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -133,37 +157,94 @@ def without_autotuning(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def tokenized_corpus(
-    corpus: ParallelCorpus, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
+    corpus: ParallelCorpus,
+    source_tokenizer: Tokenizer,
+    target_tokenizer: Tokenizer,
+    cache_file: str | pathlib.Path | None = None,
 ) -> tf.data.Dataset:
-    """The corpus tokenized once: `tokenize_pairs`, cached in memory after its first full pass.
+    """The corpus tokenized once: `tokenize_pairs`, cached after its first full pass, in
+    memory, or with `cache_file` in that file (TensorFlow's tf.data cache: `cache_file.index`
+    and `cache_file.data-*`, written whole at the end of the first full pass).
 
-    Counting (`count_filtered`, `count_batches`) and every training epoch read the same cache,
-    so the corpus is tokenized a single time. Every dataset made from it runs
-    `without_autotuning`.
+    Counting (`count_filtered`) and every training epoch read the same cache, so the corpus
+    is tokenized a single time. A `cache_file` left unfinished by a killed process (its
+    lockfile and partial files, no index) is removed first, so the pass starts again.
+    Every dataset made from it runs `without_autotuning`.
     """
-    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer).cache()
-    return without_autotuning(tokenized)
+    if cache_file is not None:
+        remove_unfinished_cache(cache_file)
+    tokenized = tokenize_pairs(corpus.dataset(), source_tokenizer, target_tokenizer)
+    return without_autotuning(tokenized.cache("" if cache_file is None else str(cache_file)))
+
+
+def remove_unfinished_cache(cache_file: str | pathlib.Path) -> None:
+    """Removes what an unfinished tf.data file cache `cache_file` left: the writer's lockfile
+    (tf.data refuses to write while it exists) and partial files, unless the cache is
+    complete (its `.index` file exists). One process owns a cache file (`train` names one per
+    worker), so a lockfile found at start belongs to a process that is gone."""
+    path = pathlib.Path(cache_file)
+    if path.with_name(path.name + ".index").exists():
+        return
+    for leftover in path.parent.glob(path.name + "*"):
+        leftover.unlink()
 
 
 def count_filtered(tokenized: tf.data.Dataset, data: DataConfig) -> FilterCounts:
-    """One streaming pass over `tokenized` pairs that counts what filtering keeps and drops."""
+    """One streaming pass over `tokenized` pairs (in batches of ragged rows) that counts
+    what filtering keeps and drops, and the kept pairs' padded lengths."""
+    max_length = max(data.max_source_length, data.max_target_length)
+    size = len(FilterStatus) + 2 + max_length + 1  # the fields of `FilterCounts`, in order
 
-    def add(totals, pair):
-        status = filter_status(*pair, data)
-        by_status = tf.one_hot(status, len(FilterStatus), dtype=tf.int64)  # kept, empty, too long
-        kept = tf.cast(tf.equal(status, FilterStatus.KEPT.value), tf.int64)
-        lengths = tf.cast(tf.stack([tf.shape(pair[0])[0], tf.shape(pair[1])[0]]), tf.int64)
-        return totals + tf.concat([by_status, kept * lengths], axis=0)
+    def add(totals, batch):
+        source, target = batch
+        source_length, target_length = source.row_lengths(), target.row_lengths()
+        status = _status(source_length, target_length, data)
+        kept = tf.equal(status, FilterStatus.KEPT.value)
+        by_status = tf.math.bincount(status, minlength=len(FilterStatus), dtype=tf.int64)
+        tokens = tf.cast(
+            tf.stack(
+                [
+                    tf.reduce_sum(tf.boolean_mask(source_length, kept)),
+                    tf.reduce_sum(tf.boolean_mask(target_length, kept)),
+                ]
+            ),
+            tf.int64,
+        )
+        lengths = tf.boolean_mask(padded_length(source_length, target_length), kept)
+        by_length = tf.math.bincount(lengths, minlength=max_length + 1, dtype=tf.int64)
+        return totals + tf.concat([by_status, tokens, by_length], axis=0)
 
-    # The fields of `FilterCounts`, in order.
-    totals = tokenized.reduce(tf.zeros([len(FilterStatus) + 2], tf.int64), add).numpy()
-    return FilterCounts(*(int(x) for x in totals))
+    batches = tokenized.ragged_batch(_TOKENIZE_BATCH, row_splits_dtype=tf.int32)
+    totals = batches.reduce(tf.zeros([size], tf.int64), add).numpy().tolist()
+    numbers, lengths = totals[: len(FilterStatus) + 2], totals[len(FilterStatus) + 2 :]
+    return FilterCounts(*numbers, lengths=tuple(lengths))
 
 
 def count_batches(dataset: tf.data.Dataset) -> int:
-    """The number of batches in one pass over `dataset` (the same in every pass: length
-    bucketing puts each pair in the bucket of its length, whatever the shuffle order)."""
+    """The number of batches in one pass over `dataset`, by reading it."""
     return int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
+def pass_batches(counts: FilterCounts, data: DataConfig, train: TrainConfig) -> int:
+    """The number of batches in one pass of `make_dataset` over the corpus that `counts`
+    counted, batched as `train` says, worked out from the kept pairs' lengths: length
+    bucketing puts each pair in the bucket of its length whatever the shuffle order, and
+    makes ceil(pairs / batch size) batches of each bucket."""
+    boundaries, sizes = _buckets(train, max(data.max_source_length, data.max_target_length))
+    lengths = np.asarray(counts.lengths, np.int64)
+    buckets = np.searchsorted(boundaries, np.arange(len(lengths)), side="right")
+    pairs = np.bincount(buckets, weights=lengths, minlength=len(sizes))
+    return int(sum(-(-int(n) // size) for n, size in zip(pairs, sizes)))
+
+
+def _buckets(train: TrainConfig, max_length: int) -> tuple[list[int], list[int]]:
+    """Length bucketing's boundaries and each bucket's batch size (sentences): bucket i holds
+    the pairs of padded length in [boundaries[i - 1], boundaries[i])."""
+    boundaries = list(range(train.bucket_width, max_length + 1, train.bucket_width))
+    upper_bounds = [*boundaries, max_length + 1]
+    if train.batch_type == "tokens":
+        return boundaries, [max(1, train.batch_size // bound) for bound in upper_bounds]
+    return boundaries, [train.batch_size] * len(upper_bounds)
 
 
 def batch_by_length(
@@ -174,15 +255,10 @@ def batch_by_length(
     With `batch_type: sentences` every batch has up to `batch_size` sentences; with
     `tokens`, up to `batch_size` tokens (padded length x sentences) per batch.
     """
-    boundaries = list(range(train.bucket_width, max_length + 1, train.bucket_width))
-    upper_bounds = [*boundaries, max_length + 1]
-    if train.batch_type == "tokens":
-        sizes = [max(1, train.batch_size // bound) for bound in upper_bounds]
-    else:
-        sizes = [train.batch_size] * len(upper_bounds)
+    boundaries, sizes = _buckets(train, max_length)
 
-    def length(inputs, labels):
-        return tf.maximum(tf.shape(inputs["source"])[0], tf.shape(labels)[0])
+    def length(inputs, labels):  # labels: the target and EOS
+        return padded_length(tf.shape(inputs["source"])[0], tf.shape(labels)[0] - 1)
 
     return examples.bucket_by_sequence_length(
         length, boundaries, sizes, pad_to_bucket_boundary=False

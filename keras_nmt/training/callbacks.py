@@ -126,6 +126,23 @@ class TrainingProgress(keras.callbacks.Callback):
             self._bar = None
 
 
+class FirstStepTime(keras.callbacks.Callback):
+    """Logs, once, how long after `started` (`time.time()` at the start of the `train` call)
+    the run's first training step ended: reading and checking the corpora, SentencePiece
+    training, the first tokenizing pass, building the model and tracing the step."""
+
+    def __init__(self, started: float, log):
+        super().__init__()
+        self.started = started
+        self.log = log
+        self._done = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._done:
+            self._done = True
+            self.log(f"first training step done {time.time() - self.started:.1f} s after start")
+
+
 class EpochLogger(keras.callbacks.Callback):
     """One line per finished epoch, through `log`: the epoch's wall time and its logs. `fit`
     runs with `verbose=0`, so this line (and `TrainingProgress` inside an epoch) takes the

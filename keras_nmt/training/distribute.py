@@ -94,3 +94,12 @@ def replicas_per_pipeline(
 ) -> int:
     """The replicas one input pipeline feeds: an optimizer step takes a batch for each."""
     return strategy.num_replicas_in_sync // input_context.num_input_pipelines
+
+
+def worker_name(strategy: tf.distribute.Strategy) -> str:
+    """This process's task in a multi-worker run (`worker1`, `chief0`), or `worker0` for
+    the other strategies: what names a file each process writes on its own."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return "worker0"
+    return f"{resolver.task_type or 'worker'}{resolver.task_id or 0}"

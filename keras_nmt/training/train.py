@@ -33,10 +33,10 @@ from keras_nmt.config import Config, DataConfig, TrainConfig
 from keras_nmt.data.corpus import ParallelCorpus
 from keras_nmt.data.pipeline import (
     FilterCounts,
-    count_batches,
     count_filtered,
     group_micro_batches,
     make_dataset,
+    pass_batches,
     tokenized_corpus,
 )
 from keras_nmt.data.tokenizer import Tokenizer, train_sentencepiece, write_model
@@ -49,12 +49,20 @@ from keras_nmt.training.averaging import average_run, epoch_checkpointer
 from keras_nmt.training.callbacks import (
     EpochLogger,
     EpochWeights,
+    FirstStepTime,
     TimeBudget,
     TokenThroughput,
     TrainingProgress,
     ValidationBLEU,
 )
-from keras_nmt.training.distribute import any_worker, is_chief, make_strategy, replicas_per_pipeline
+from keras_nmt.training.corpus_cache import cache_file
+from keras_nmt.training.distribute import (
+    any_worker,
+    is_chief,
+    make_strategy,
+    replicas_per_pipeline,
+    worker_name,
+)
 from keras_nmt.training.fit_checkpoint import FitCheckpoint
 from keras_nmt.training.optimizer import make_optimizer
 
@@ -269,8 +277,8 @@ def train(
     if chief:
         config.save(run.config)
     keras.utils.set_random_seed(config.train.seed)
-    data = _prepare_data(run, config, train_corpora, valid_corpus, chief, log)
-    steps = _steps_per_epoch(config, data.train, per_replica, strategy.num_replicas_in_sync)
+    data = _prepare_data(run, config, train_corpora, valid_corpus, strategy, log)
+    steps = _steps_per_epoch(config, data.train_counts, per_replica, strategy.num_replicas_in_sync)
     model, state = _model_and_state(config, strategy, data.tokenizers, run, steps, chief)
     if not _restore(state, run, config, log, initial):
         finished = int(state.position.epoch.numpy())
@@ -343,15 +351,17 @@ def _load_model_weights(model: Seq2Seq, path: pathlib.Path) -> None:
 
 def _checked_corpora(
     config: Config, log: Callable[[str], None]
-) -> tuple[list[ParallelCorpus], ParallelCorpus | None]:
-    """The training and validation corpora (`corpora`), each checked (`ParallelCorpus.check`)
-    and its line count logged."""
+) -> tuple[list[tuple[ParallelCorpus, int]], ParallelCorpus | None]:
+    """The training corpora with their line counts, and the validation corpus (`corpora`),
+    each checked (`ParallelCorpus.check`) and its line count logged."""
     train_corpora, valid_corpus = corpora(config)
+    checked = []
     for corpus in train_corpora:
-        log(f"training corpus: {corpus.name}: {corpus.check()} lines")
+        checked.append((corpus, corpus.check()))
+        log(f"training corpus: {corpus.name}: {checked[-1][1]} lines")
     if valid_corpus is not None:
         log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
-    return train_corpora, valid_corpus
+    return checked, valid_corpus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,21 +380,31 @@ class _RunData:
 def _prepare_data(
     run: RunDir,
     config: Config,
-    train_corpora: list[ParallelCorpus],
+    train_corpora: list[tuple[ParallelCorpus, int]],
     valid_corpus: ParallelCorpus | None,
-    chief: bool,
+    strategy: tf.distribute.Strategy,
     log: Callable[[str], None],
 ) -> _RunData:
-    """Loads (or trains) the tokenizers, tokenizes both corpora and counts what filtering
-    keeps, logging the counts.
+    """Loads (or trains) the tokenizers, tokenizes both corpora (each training corpus
+    `(corpus, lines)` cached in memory, or in a file of the run directory above
+    `data.memory_cache_max_pairs` pairs: `corpus_cache`) and counts what filtering keeps,
+    logging the counts. This process's task in `strategy` names its cache files.
 
     Raises:
         UserError: a training corpus has no pair left after filtering.
     """
-    tokenizer_pair = tokenizers(run, config, train_corpora, log, chief)
-    train_tokenized = [tokenized_corpus(c, *tokenizer_pair) for c in train_corpora]
+    corpora_only = [corpus for corpus, _ in train_corpora]
+    tokenizer_pair = tokenizers(run, config, corpora_only, log, is_chief(strategy))
+    worker = worker_name(strategy)
+    train_tokenized = []
+    for index, (corpus, lines) in enumerate(train_corpora):
+        limit = config.data.memory_cache_max_pairs
+        path = cache_file(run, f"train{index}", corpus, lines, limit, tokenizer_pair, worker)
+        if path is not None:
+            log(f"{corpus.name}: {lines} pairs > data.memory_cache_max_pairs, cached in {path}")
+        train_tokenized.append(tokenized_corpus(corpus, *tokenizer_pair, cache_file=path))
     counts = [count_filtered(tokenized, config.data) for tokenized in train_tokenized]
-    for corpus, corpus_counts in zip(train_corpora, counts):
+    for corpus, corpus_counts in zip(corpora_only, counts):
         if corpus_counts.kept == 0:
             raise UserError(f"{corpus.name}: no training pair left after filtering")
     train_counts = functools.reduce(lambda a, b: a + b, counts)
@@ -451,21 +471,22 @@ def _validation_data(
     log(f"validation data: {counts}")
     data = make_dataset(tokenized, config.data, config.train, shuffle=False)
     # A known length: `fit` then ends its validation without an "ran out of data" warning.
-    return counts, data.apply(tf.data.experimental.assert_cardinality(count_batches(data)))
+    batches = pass_batches(counts, config.data, config.train)
+    return counts, data.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def _steps_per_epoch(
-    config: Config, tokenized: list[tf.data.Dataset], per_replica: TrainConfig, replicas: int
+    config: Config, counts: FilterCounts, per_replica: TrainConfig, replicas: int
 ) -> int:
     """Optimizer steps in an epoch: `train.steps_per_epoch`, or enough for one pass over the
     unsharded data (all training corpora) in per-replica batches, every batch going to one
     replica and `train.accumulation_steps` of them to a step (the last step of a pass that
     does not divide evenly takes its missing batches from the start of the pass). The count is the
-    same in every pass: length bucketing puts each pair in the bucket of its length,
-    whatever the shuffle order."""
+    same in every pass, and `pass_batches` works it out from the filter `counts` of all the
+    training corpora, without reading them again."""
     if config.train.steps_per_epoch:
         return config.train.steps_per_epoch
-    batches = count_batches(make_dataset(tokenized, config.data, per_replica, shuffle=False))
+    batches = pass_batches(counts, config.data, per_replica)
     return math.ceil(batches / (replicas * config.train.accumulation_steps))
 
 
@@ -517,7 +538,7 @@ def callbacks(
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
     found = _measuring_callbacks(
-        config, model, token_count, tokenizers, valid_data, time_budget, progress
+        config, model, token_count, tokenizers, valid_data, time_budget, progress, log
     )
     found += _steering_callbacks(config, run, model, valid_data, monitor, mode, chief)
     if chief:
@@ -533,9 +554,11 @@ def _measuring_callbacks(
     valid_data: tf.data.Dataset | None,
     time_budget: TimeBudget | None,
     progress: bool,
+    log: Callable[[str], None],
 ) -> list[keras.callbacks.Callback]:
-    """The progress bar and the callbacks that add to the epoch logs (`val_bleu`,
-    `training_minutes`, `target_tokens_per_second`). The progress bar comes first, so that
+    """The progress bar, the callbacks that add to the epoch logs (`val_bleu`,
+    `training_minutes`, `target_tokens_per_second`) and the first step's time (logged with
+    the time budget's start). The progress bar comes first, so that
     `TokenThroughput`'s timing of a step includes its update; the rest come before every
     callback that reads the logs."""
     found = []
@@ -544,7 +567,7 @@ def _measuring_callbacks(
     if config.train.validation_bleu_every and valid_data is not None:
         found.append(validation_bleu(model, *tokenizers, config))
     if time_budget is not None:
-        found.append(time_budget)
+        found += [time_budget, FirstStepTime(time_budget.started, log)]
     found.append(TokenThroughput(token_count))
     return found
 
