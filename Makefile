@@ -35,4 +35,4 @@ clean:
 
 BENCH ?= all
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench.py --part $(BENCH) $(if $(JSON),--json $(JSON)) $(if $(MODEL),--model $(MODEL)) $(foreach o,$(SET),--set $(o)) $(if $(PROGRESS),--progress) $(foreach m,$(ENSEMBLE),--ensemble $(m))
+	$(BIN)/python benchmarks/bench.py --part $(BENCH) $(if $(JSON),--json $(JSON)) $(if $(MODEL),--model $(MODEL)) $(foreach o,$(SET),--set $(o)) $(if $(PROGRESS),--progress) $(foreach m,$(ENSEMBLE),--ensemble $(m)) $(if $(PAIRS),--pairs $(PAIRS)) $(if $(STEPS),--steps $(STEPS))

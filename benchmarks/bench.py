@@ -32,6 +32,11 @@ Parts (`--part`, or `make bench BENCH=...`):
           after a warm-up call; and the seconds `score` takes for the validation pairs (the
           references as translations), one model and the ensemble.
 
+  large   training on a synthetic corpus of `--pairs` pairs (make: `PAIRS=...`, default
+          2,000,000): the time to the first step and where it went, target tokens per
+          second, peak and final resident memory, the cache file's size (see
+          benchmarks/large_corpus.py).
+
   tflite  for the same run directories, each of `--quantize none|float16|dynamic_range`:
           the .tflite file's size, single-sentence latency p50/p95 of `translate` (the
           exported beam search) and `translate_greedy` over the first 100 validation
@@ -337,7 +342,9 @@ def main(argv=None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--part", choices=["all", "train", "decode", "export", "tflite", "ensemble"], default="all"
+        "--part",
+        choices=["all", "train", "decode", "export", "tflite", "ensemble", "large"],
+        default="all",
     )
     parser.add_argument(
         "--ensemble",
@@ -350,13 +357,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--steps", type=int, default=60, help="training steps to time (first 5 are warm-up)"
     )
+    parser.add_argument(
+        "--pairs", type=int, default=2_000_000, help="large part: the corpus's pairs"
+    )
     parser.add_argument("--json", help="also write the rows and the machine to this JSON file")
     parser.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="config override for the train part (e.g. train.mixed_precision=bfloat16)",
+        help="config override for the train and large parts (e.g. train.mixed_precision=bfloat16)",
     )
     parser.add_argument(
         "--progress", action="store_true", help="train part: draw the progress bar (its cost)"
@@ -369,6 +379,10 @@ def main(argv=None) -> int:
             rows += run_part(part, args)
     elif args.part == "train":
         rows += bench_train(args.steps, args.set, args.progress)
+    elif args.part == "large":
+        from large_corpus import bench_large  # beside this script
+
+        rows += bench_large(args.pairs, args.steps, args.set, REFERENCE, row, peak_rss_mib)
     elif args.part == "ensemble":
         if len(args.ensemble) < 2:
             parser.error("--part ensemble needs two or more --ensemble RUN_DIR")

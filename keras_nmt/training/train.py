@@ -400,8 +400,8 @@ def _prepare_data(
     for index, (corpus, lines) in enumerate(train_corpora):
         limit = config.data.memory_cache_max_pairs
         path = cache_file(run, f"train{index}", corpus, lines, limit, tokenizer_pair, worker)
-        if path is not None:
-            log(f"{corpus.name}: {lines} pairs > data.memory_cache_max_pairs, cached in {path}")
+        where = "in memory" if path is None else f"in {path}"
+        log(f"{corpus.name}: {lines} pairs (data.memory_cache_max_pairs {limit}), cached {where}")
         train_tokenized.append(tokenized_corpus(corpus, *tokenizer_pair, cache_file=path))
     counts = [count_filtered(tokenized, config.data) for tokenized in train_tokenized]
     for corpus, corpus_counts in zip(corpora_only, counts):
