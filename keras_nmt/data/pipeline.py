@@ -110,15 +110,16 @@ def _one_position(ids, token: int):
 def tokenize_pairs(
     pairs: tf.data.Dataset, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer
 ) -> tf.data.Dataset:
-    """`(source, target)` strings to `(source_ids + [EOS], target_ids)` int32 vectors.
+    """`(source, target)` strings to batches of up to `_TOKENIZE_BATCH` tokenized pairs:
+    `(source_ids + [EOS], target_ids)`, int32 ragged `(batch, None)` each.
 
-    The returned source is never empty: it always ends with EOS.
+    The returned sources are never empty: they always end with EOS.
     """
 
     def tokenize(source, target):
         return end_with_eos(source_tokenizer.tokenize(source)), target_tokenizer.tokenize(target)
 
-    return pairs.batch(_TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    return pairs.batch(_TOKENIZE_BATCH).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def filter_status(source_ids, target_ids, data: DataConfig) -> tf.Tensor:
@@ -162,9 +163,11 @@ def tokenized_corpus(
     target_tokenizer: Tokenizer,
     cache_file: str | pathlib.Path | None = None,
 ) -> tf.data.Dataset:
-    """The corpus tokenized once: `tokenize_pairs`, cached after its first full pass, in
-    memory, or with `cache_file` in that file (TensorFlow's tf.data cache: `cache_file.index`
-    and `cache_file.data-*`, written whole at the end of the first full pass).
+    """The corpus tokenized once: `tokenize_pairs`'s batches of ragged pairs, cached after
+    the first full pass, in memory, or with `cache_file` in that file (TensorFlow's tf.data
+    cache: `cache_file.index` and `cache_file.data-*`, written whole at the end of the first
+    full pass). Cached as batches, not pairs: the cache is written, read and counted about a
+    thousand times fewer elements at a time (`make_dataset` unbatches them).
 
     Counting (`count_filtered`) and every training epoch read the same cache, so the corpus
     is tokenized a single time. A `cache_file` left unfinished by a killed process (its
@@ -190,14 +193,15 @@ def remove_unfinished_cache(cache_file: str | pathlib.Path) -> None:
 
 
 def count_filtered(tokenized: tf.data.Dataset, data: DataConfig) -> FilterCounts:
-    """One streaming pass over `tokenized` pairs (in batches of ragged rows) that counts
-    what filtering keeps and drops, and the kept pairs' padded lengths."""
+    """One streaming pass over the `tokenized_corpus` batches that counts what filtering
+    keeps and drops, and the kept pairs' padded lengths."""
     max_length = max(data.max_source_length, data.max_target_length)
     size = len(FilterStatus) + 2 + max_length + 1  # the fields of `FilterCounts`, in order
 
     def add(totals, batch):
         source, target = batch
-        source_length, target_length = source.row_lengths(), target.row_lengths()
+        source_length = tf.cast(source.row_lengths(), tf.int32)
+        target_length = tf.cast(target.row_lengths(), tf.int32)
         status = _status(source_length, target_length, data)
         kept = tf.equal(status, FilterStatus.KEPT.value)
         by_status = tf.math.bincount(status, minlength=len(FilterStatus), dtype=tf.int64)
@@ -214,8 +218,7 @@ def count_filtered(tokenized: tf.data.Dataset, data: DataConfig) -> FilterCounts
         by_length = tf.math.bincount(lengths, minlength=max_length + 1, dtype=tf.int64)
         return totals + tf.concat([by_status, tokens, by_length], axis=0)
 
-    batches = tokenized.ragged_batch(_TOKENIZE_BATCH, row_splits_dtype=tf.int32)
-    totals = batches.reduce(tf.zeros([size], tf.int64), add).numpy().tolist()
+    totals = tokenized.reduce(tf.zeros([size], tf.int64), add).numpy().tolist()
     numbers, lengths = totals[: len(FilterStatus) + 2], totals[len(FilterStatus) + 2 :]
     return FilterCounts(*numbers, lengths=tuple(lengths))
 
@@ -310,10 +313,11 @@ def make_dataset(
 
 
 def _examples(tokenized, data, train, shuffle, epoch, shard, corpus: int = 0) -> tf.data.Dataset:
-    """One corpus's pairs that filtering keeps, this pipeline's shard, shuffled (seeded by
-    `train.seed`, `epoch` and the `corpus` index) when `shuffle`."""
+    """One corpus's pairs (from `tokenized_corpus` batches) that filtering keeps, this
+    pipeline's shard, shuffled (seeded by `train.seed`, `epoch` and the `corpus` index) when
+    `shuffle`."""
     kept = FilterStatus.KEPT.value
-    examples = tokenized.filter(lambda s, t: tf.equal(filter_status(s, t, data), kept))
+    examples = tokenized.unbatch().filter(lambda s, t: tf.equal(filter_status(s, t, data), kept))
     if shard[0] > 1:
         examples = examples.shard(*shard)
     if shuffle:
