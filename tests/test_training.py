@@ -301,3 +301,58 @@ def test_several_training_corpora_share_the_sentencepiece_models_and_the_epoch(t
     train(tiny_config(corpus, *settings, "train.epochs=2"), run.path, log=quiet)
     assert [p.name for p in run.cache.glob("*.index")] == [index.name]
     assert index.stat().st_mtime_ns == written
+
+
+@pytest.mark.parametrize("killed_after", [2, 4, 6])
+def test_decay_and_early_stopping_count_on_in_a_resumed_run(tmp_path, killed_after):
+    """The callbacks of the test above, driven through the scripted losses in one run, and in
+    a run killed after `killed_after` epochs then resumed as a new process resumes it: new
+    callbacks, the optimizer's rate restored, history.csv on disk. Both halve the rate after
+    the same epochs and stop after the same one."""
+    config = Config.from_dict(
+        {},
+        [
+            *TINY,
+            "train.learning_rate_decay=0.5",
+            "train.learning_rate_patience=1",
+            "train.early_stopping_patience=3",
+            f"train.epochs={len(SCRIPTED_VAL_LOSS)}",
+        ],
+    )
+
+    def drive(run, model, first, last):
+        found = callbacks(
+            config, run, model, lambda: 0.0, (None, None), "validation", True, quiet
+        )
+        callback_list = keras.callbacks.CallbackList(found, model=model, epochs=last, steps=1)
+        rates = []
+        model.stop_training = False
+        callback_list.on_train_begin()
+        for epoch in range(first, last):
+            callback_list.on_epoch_begin(epoch)
+            rates.append(float(model.optimizer.learning_rate.numpy()))
+            logs = {"loss": 1.0, "learning_rate": rates[-1], "val_loss": SCRIPTED_VAL_LOSS[epoch]}
+            callback_list.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        callback_list.on_train_end()
+        return rates
+
+    def new_model(rate=None):
+        model = build_model(config, 40, 40)
+        model.compile(optimizer=make_optimizer(config.train))
+        if rate is not None:
+            model.optimizer.learning_rate = rate
+        return model
+
+    whole = RunDir(tmp_path / "whole")
+    whole.path.mkdir()
+    expected = drive(whole, new_model(), 0, len(SCRIPTED_VAL_LOSS))
+    resumed = RunDir(tmp_path / "resumed")
+    resumed.path.mkdir()
+    first = new_model()
+    before = drive(resumed, first, 0, killed_after)
+    rate = float(first.optimizer.learning_rate.numpy())
+    after = drive(resumed, new_model(rate), killed_after, len(SCRIPTED_VAL_LOSS))
+    assert before + after == pytest.approx(expected)
+    assert len(expected) == 7  # stopped early, after the 7th epoch

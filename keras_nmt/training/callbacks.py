@@ -8,6 +8,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 from tqdm import tqdm
 
 from keras_nmt.evaluation.bleu import score
@@ -269,3 +270,46 @@ class TimeBudget(keras.callbacks.Callback):
                 f"time budget: {minutes:.1f} of train.max_minutes = {self.max_minutes:g} "
                 f"minutes spent, and an epoch takes up to {self._longest:.1f}; stopping"
             )
+
+
+class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that counts on from where a resumed run left off: at the start of
+    each `fit` it replays the logs of the run's finished epochs (`history()`, the rows of
+    history.csv) through its `on_epoch_end`, so a run killed and resumed stops after the
+    same epoch as one that was not. It keeps no weights (`restore_best_weights` is off)."""
+
+    def __init__(self, history, **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for row in self.history():
+            super().on_epoch_end(int(row["epoch"]), dict(row))
+
+
+class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
+    """`ReduceLROnPlateau` that counts on from where a resumed run left off: at the start of
+    each `fit` it replays the logs of the run's finished epochs (`history()`) through its
+    `on_epoch_end`, each reduction decided on the rate that epoch logged and not applied
+    (the restored optimizer already holds the reduced rate), so a run killed and resumed
+    halves its rate after the same epochs as one that was not."""
+
+    def __init__(self, history, **kwargs):
+        super().__init__(**kwargs)
+        self.history = history
+        self._replayed_rate: float | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        for row in self.history():
+            self._replayed_rate = row.get("learning_rate", float("inf"))
+            try:
+                super().on_epoch_end(int(row["epoch"]), dict(row))
+            finally:
+                self._replayed_rate = None
+
+    def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
+        if self._replayed_rate is None:
+            return super()._reduce_optimizer_lr(optimizer, epoch, name)
+        return self._replayed_rate > float(np.float32(self.min_lr))

@@ -50,6 +50,8 @@ from keras_nmt.training.callbacks import (
     EpochLogger,
     EpochWeights,
     FirstStepTime,
+    ResumedEarlyStopping,
+    ResumedReduceLROnPlateau,
     TimeBudget,
     TokenThroughput,
     TrainingProgress,
@@ -285,7 +287,6 @@ def train(
         return TrainResult(
             run.path, finished, run.finished_epochs(), data.train_counts, data.valid_counts
         )
-    budget = _time_budget(started, run, config, strategy, log)
     run_callbacks = callbacks(
         config,
         run,
@@ -295,8 +296,9 @@ def train(
         data.valid,
         chief,
         log,
-        budget,
+        _time_budget(started, run, config, strategy, log),
         progress,
+        lambda: _finished_before(run, int(state.position.epoch.numpy())),
     )
     make_epoch = epoch_dataset(data.train, config.data, per_replica)
     _fit(model, make_epoch, state, config.train.epochs, steps, data.valid, run_callbacks)
@@ -304,6 +306,12 @@ def train(
         _average(run, config, data.tokenizers, data.valid, log)
     history = run.finished_epochs()
     return TrainResult(run.path, len(history), history, data.train_counts, data.valid_counts)
+
+
+def _finished_before(run: RunDir, epoch: int) -> list[dict[str, float]]:
+    """history.csv's rows of the epochs before `epoch` (0-based): without the row of an
+    epoch logged by a run killed before it saved that epoch's end, which is trained again."""
+    return [row for row in run.finished_epochs() if row.get("epoch", -1) < epoch]
 
 
 def _open_run_dir(run_dir: str | pathlib.Path, config: Config) -> RunDir:
@@ -529,18 +537,22 @@ def callbacks(
     log: Callable[[str], None],
     time_budget: TimeBudget | None = None,
     progress: bool = False,
+    history: Callable[[], list[dict[str, float]]] | None = None,
 ) -> list[keras.callbacks.Callback]:
     """The Keras callbacks of a run, in the order Keras calls them. Those that decide
     (validation BLEU, early stopping, NaN, the time budget) run in every worker so that all
     stop together; those that write files only in the chief. `token_count` returns the
     epoch's running non-PAD target token count (for the progress bar and `TokenThroughput`).
+    `history` returns the logs of the run's finished epochs, from which learning-rate decay
+    and early stopping count on (default: all of history.csv).
     """
     monitor = config.train.best_metric if valid_data is not None else "loss"
     mode = "max" if monitor == "val_bleu" else "min"
     found = _measuring_callbacks(
         config, model, token_count, tokenizers, valid_data, time_budget, progress, log
     )
-    found += _steering_callbacks(config, run, model, valid_data, monitor, mode, chief)
+    history = history or run.finished_epochs
+    found += _steering_callbacks(config, run, model, valid_data, monitor, mode, chief, history)
     if chief:
         found += _writing_callbacks(config, run, valid_data, monitor, mode, log)
     return found
@@ -580,9 +592,11 @@ def _steering_callbacks(
     monitor: str,
     mode: str,
     chief: bool,
+    history: Callable[[], list[dict[str, float]]],
 ) -> list[keras.callbacks.Callback]:
     """What every worker runs at batch and epoch ends: stopping on NaN, keeping the epochs'
-    weights for averaging, decaying the learning rate, early stopping."""
+    weights for averaging, decaying the learning rate and early stopping (both counting on
+    from the finished epochs that `history` returns)."""
     options = config.train
     found: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if options.average_last_epochs:
@@ -590,7 +604,8 @@ def _steering_callbacks(
         found.append(EpochWeights(checkpointer))
     if options.learning_rate_decay and valid_data is not None:
         found.append(
-            keras.callbacks.ReduceLROnPlateau(
+            ResumedReduceLROnPlateau(
+                history,
                 monitor=monitor,
                 mode=mode,
                 factor=options.learning_rate_decay,
@@ -601,8 +616,8 @@ def _steering_callbacks(
         )
     if options.early_stopping_patience and valid_data is not None:
         found.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, mode=mode, patience=options.early_stopping_patience
+            ResumedEarlyStopping(
+                history, monitor=monitor, mode=mode, patience=options.early_stopping_patience
             )
         )
     return found
@@ -651,8 +666,8 @@ def _fit(
     `fit` call, of its remaining steps, and the later epochs a second one. Each call's data
     is one dataset of its epochs' batches in turn, epoch `e`'s from `epoch_dataset(e, ...)`
     (the same batches for the same epoch), the resumed epoch's first ones skipped. Callbacks
-    see two training runs then: `EarlyStopping` and `ReduceLROnPlateau` start counting again
-    at the second, as they do in any resumed run.
+    see two training runs then; early stopping and learning-rate decay replay the finished
+    epochs at the start of each (`ResumedEarlyStopping`, `ResumedReduceLROnPlateau`).
     """
     strategy = model.distribute_strategy
     run_callbacks = [*callback_list, state]
