@@ -321,9 +321,7 @@ def test_decay_and_early_stopping_count_on_in_a_resumed_run(tmp_path, killed_aft
     )
 
     def drive(run, model, first, last):
-        found = callbacks(
-            config, run, model, lambda: 0.0, (None, None), "validation", True, quiet
-        )
+        found = callbacks(config, run, model, lambda: 0.0, (None, None), "validation", True, quiet)
         callback_list = keras.callbacks.CallbackList(found, model=model, epochs=last, steps=1)
         rates = []
         model.stop_training = False
