@@ -76,13 +76,15 @@ def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_p
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     run = tmp_path / "run"
     # A time budget (never reached: its stop decision is agreed on by a collective at every
-    # epoch end) and epoch weights kept for averaging (every worker takes part in the save).
+    # epoch end), epoch weights kept for averaging (every worker takes part in the save), and
+    # the corpus cached in a file (each worker writes its own).
     settings = overrides(
         toy_corpus_dir,
         "train.strategy=multi_worker",
         "train.epochs=3",
         "train.max_minutes=1000",
         "train.average_last_epochs=2",
+        "data.memory_cache_max_pairs=0",
     )
     processes = []
     for index in range(2):
@@ -124,6 +126,8 @@ def test_two_workers_on_loopback_end_with_the_same_weights(toy_corpus_dir, tmp_p
     ]
     assert "averaged the weights of epochs 2-3" in outputs[0][0]
     assert (RunDir(run).averaged / "model.weights.h5").is_file()
+    caches = sorted(p.name.split("-")[1] for p in RunDir(run).cache.glob("*.index"))
+    assert caches == ["worker0", "worker1"]
 
 
 def test_accumulation_steps_in_a_training_run(toy_corpus_dir, tmp_path):
