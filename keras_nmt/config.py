@@ -113,6 +113,7 @@ class TrainConfig:
     batch_type: str = dataclasses.field(default="sentences", metadata=_choice(*BATCH_TYPES))
     bucket_width: int = dataclasses.field(default=5, metadata=_range(1))
     shuffle_buffer: int = dataclasses.field(default=50_000, metadata=_range(1))
+    batch_shuffle_buffer: int = dataclasses.field(default=0, metadata=_range(0))
     learning_rate: float = dataclasses.field(default=1e-3, metadata=_range(0.0, open_low=True))
     clip_norm: float | None = dataclasses.field(default=5.0, metadata=_range(0.0, open_low=True))
     label_smoothing: float = dataclasses.field(default=0.0, metadata=_range(0.0, 0.99))

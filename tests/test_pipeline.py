@@ -184,3 +184,20 @@ def test_a_file_cache_gives_the_batches_of_the_memory_cache_and_survives_a_kille
     again = tokenized_corpus(corpus, *tokenizers, cache_file=cache)
     assert batches(again) == batches(in_memory)
     assert (cache.parent / "train0.index").stat().st_mtime_ns == written
+
+
+def test_batch_shuffling_reorders_an_epochs_batches_and_nothing_else(tmp_path, sp_models):
+    """`train.batch_shuffle_buffer`: the same batches as without it (a permutation, so
+    `pass_batches` still counts them) in another order, the same for the same epoch."""
+    tokenized = _setup(tmp_path, sp_models, toy_pairs(96))
+    plain = TrainConfig(batch_size=5, bucket_width=1, seed=2)
+    mixed = TrainConfig(batch_size=5, bucket_width=1, seed=2, batch_shuffle_buffer=100)
+
+    def batches(train, epoch=1):
+        dataset = make_dataset(tokenized, DataConfig(), train, shuffle=True, epoch=epoch)
+        return [labels.numpy().tolist() for _, labels in dataset]
+
+    unshuffled, shuffled = batches(plain), batches(mixed)
+    assert sorted(map(str, unshuffled)) == sorted(map(str, shuffled))
+    assert unshuffled != shuffled
+    assert batches(mixed) == shuffled and batches(mixed, epoch=2) != shuffled

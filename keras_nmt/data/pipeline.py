@@ -282,6 +282,7 @@ def make_dataset(
 
     With `shuffle`, the order is seeded with `train.seed` and `epoch`: the same epoch always
     gives the same batches in the same order, which is what resuming mid-epoch relies on.
+    `train.batch_shuffle_buffer` > 0 also shuffles the batches through a buffer of that many.
     `shard = (count, index)` keeps every count-th pair from the index-th (one input pipeline
     of a multi-worker run). Batches hold up to `train.batch_size` sentences or tokens.
 
@@ -309,7 +310,16 @@ def make_dataset(
         examples = tf.data.Dataset.sample_from_datasets(streams, probabilities, seed=seed)
     examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
     max_length = max(data.max_source_length, data.max_target_length)
-    return batch_by_length(examples, train, max_length).prefetch(tf.data.AUTOTUNE)
+    batches = batch_by_length(examples, train, max_length)
+    if shuffle and train.batch_shuffle_buffer:
+        # Length bucketing flushes every bucket's remainder when the pass ends, so without
+        # this an epoch ends with the same partial batches of the longest sentences, in
+        # increasing length.
+        seed = train.seed * 10_000 + epoch + 13
+        batches = batches.shuffle(
+            train.batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=False
+        )
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _examples(tokenized, data, train, shuffle, epoch, shard, corpus: int = 0) -> tf.data.Dataset:
