@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import itertools
 import pathlib
 from collections.abc import Sequence
 
@@ -50,17 +51,16 @@ class FilterCounts:
     lengths: tuple[int, ...] = ()
 
     def __add__(self, other: FilterCounts) -> FilterCounts:
-        """The counts of two corpora together."""
-        size = max(len(self.lengths), len(other.lengths))
-        lengths = np.zeros(size, np.int64)
-        lengths[: len(self.lengths)] += self.lengths
-        lengths[: len(other.lengths)] += other.lengths
-        numbers = [
-            getattr(self, f.name) + getattr(other, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "lengths"
-        ]
-        return FilterCounts(*numbers, lengths=tuple(int(n) for n in lengths))
+        """The counts of two corpora together (counted with the same length limits)."""
+        return FilterCounts(
+            *(
+                getattr(self, f.name) + getattr(other, f.name)
+                for f in dataclasses.fields(self)[:-1]
+            ),
+            lengths=tuple(
+                a + b for a, b in itertools.zip_longest(self.lengths, other.lengths, fillvalue=0)
+            ),
+        )
 
     def __str__(self) -> str:
         return (

@@ -272,11 +272,10 @@ class TimeBudget(keras.callbacks.Callback):
             )
 
 
-class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
-    """`EarlyStopping` that counts on from where a resumed run left off: at the start of
-    each `fit` it replays the logs of the run's finished epochs (`history()`, the rows of
-    history.csv) through its `on_epoch_end`, so a run killed and resumed stops after the
-    same epoch as one that was not. It keeps no weights (`restore_best_weights` is off)."""
+class _ReplaysHistory:
+    """Mixin for a Keras callback that counts epochs (`on_epoch_end`): at the start of each
+    `fit` it counts on from where a resumed run left off, by replaying the logs of the
+    run's finished epochs (`history()`, the rows of history.csv) through `_replay`."""
 
     def __init__(self, history, **kwargs):
         super().__init__(**kwargs)
@@ -285,29 +284,30 @@ class ResumedEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         for row in self.history():
-            super().on_epoch_end(int(row["epoch"]), dict(row))
+            self._replay(int(row["epoch"]), dict(row))
+
+    def _replay(self, epoch: int, logs: dict) -> None:
+        super().on_epoch_end(epoch, logs)
 
 
-class ResumedReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-    """`ReduceLROnPlateau` that counts on from where a resumed run left off: at the start of
-    each `fit` it replays the logs of the run's finished epochs (`history()`) through its
-    `on_epoch_end`, each reduction decided on the rate that epoch logged and not applied
-    (the restored optimizer already holds the reduced rate), so a run killed and resumed
-    halves its rate after the same epochs as one that was not."""
+class ResumedEarlyStopping(_ReplaysHistory, keras.callbacks.EarlyStopping):
+    """`EarlyStopping` that a run killed and resumed stops after the same epoch as one that
+    was not (`_ReplaysHistory`). It keeps no weights (`restore_best_weights` is off)."""
 
-    def __init__(self, history, **kwargs):
-        super().__init__(**kwargs)
-        self.history = history
-        self._replayed_rate: float | None = None
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        for row in self.history():
-            self._replayed_rate = row.get("learning_rate", float("inf"))
-            try:
-                super().on_epoch_end(int(row["epoch"]), dict(row))
-            finally:
-                self._replayed_rate = None
+class ResumedReduceLROnPlateau(_ReplaysHistory, keras.callbacks.ReduceLROnPlateau):
+    """`ReduceLROnPlateau` that a run killed and resumed halves its rate after the same
+    epochs as one that was not (`_ReplaysHistory`): a replayed reduction is decided on the
+    rate that epoch logged and not applied (the restored optimizer holds the reduced rate)."""
+
+    _replayed_rate: float | None = None
+
+    def _replay(self, epoch: int, logs: dict) -> None:
+        self._replayed_rate = logs.get("learning_rate", float("inf"))
+        try:
+            super()._replay(epoch, logs)
+        finally:
+            self._replayed_rate = None
 
     def _reduce_optimizer_lr(self, optimizer, epoch, name=""):
         if self._replayed_rate is None:

@@ -64,11 +64,19 @@ def check_tf_config(text: str | None) -> None:
         )
 
 
+def _cluster_resolver(strategy: tf.distribute.Strategy):
+    """The cluster resolver of a multi-worker strategy, else None."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    return resolver
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes the run directory: always, except for the workers of a
     multi-worker run other than the chief (worker 0 when the cluster has no `chief`)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
         return True
     if resolver.task_type == "chief" or resolver.task_type is None:
         return True
@@ -99,7 +107,7 @@ def replicas_per_pipeline(
 def worker_name(strategy: tf.distribute.Strategy) -> str:
     """This process's task in a multi-worker run (`worker1`, `chief0`), or `worker0` for
     the other strategies: what names a file each process writes on its own."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+    resolver = _cluster_resolver(strategy)
+    if resolver is None:
         return "worker0"
     return f"{resolver.task_type or 'worker'}{resolver.task_id or 0}"

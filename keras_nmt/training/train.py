@@ -363,10 +363,9 @@ def _checked_corpora(
     """The training corpora with their line counts, and the validation corpus (`corpora`),
     each checked (`ParallelCorpus.check`) and its line count logged."""
     train_corpora, valid_corpus = corpora(config)
-    checked = []
-    for corpus in train_corpora:
-        checked.append((corpus, corpus.check()))
-        log(f"training corpus: {corpus.name}: {checked[-1][1]} lines")
+    checked = [(corpus, corpus.check()) for corpus in train_corpora]
+    for corpus, lines in checked:
+        log(f"training corpus: {corpus.name}: {lines} lines")
     if valid_corpus is not None:
         log(f"validation corpus: {valid_corpus.name}: {valid_corpus.check()} lines")
     return checked, valid_corpus
