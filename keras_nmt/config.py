@@ -99,6 +99,9 @@ class ModelConfig:
     input_feeding: bool = True
     bridge: str = dataclasses.field(default="project", metadata=_choice(*BRIDGES))
     dropout: float = dataclasses.field(default=0.2, metadata=_range(0.0, 0.99))
+    # In training, the probability of zeroing a whole token's embedding (every feature at
+    # once), on the source and on the decoder's input: word dropout (Sennrich and Zhang, 2019).
+    word_dropout: float = dataclasses.field(default=0.0, metadata=_range(0.0, 0.99))
     tie_embeddings: bool = False
 
 

@@ -14,10 +14,13 @@ from keras_nmt.layers import (
     Encoder,
     Generator,
     LuongAttention,
+    word_dropout_layer,
 )
 
 LAYERS = [
-    Encoder(30, 8, 12, num_layers=2, rnn_type="gru", bidirectional=True, dropout=0.1),
+    Encoder(
+        30, 8, 12, num_layers=2, rnn_type="gru", bidirectional=True, dropout=0.1, word_dropout=0.2
+    ),
     Bridge("project", 16, decoder_layers=2, states_per_cell=2),
     AdditiveScore(9, query_bias=False),
     BahdanauAttention(7),
@@ -26,7 +29,7 @@ LAYERS = [
     DecoderCell(
         8, 12, 16, num_layers=2, rnn_type="lstm", attention="bahdanau", input_feeding=False
     ),
-    Decoder(20, 8, 12, 16, attention="dot", tie_embeddings=False),
+    Decoder(20, 8, 12, 16, attention="dot", tie_embeddings=False, word_dropout=0.1),
 ]
 
 
@@ -148,3 +151,15 @@ def test_generator_tied_uses_the_embedding_matrix():
     np.testing.assert_allclose(generator(x, embeddings=embedding.embeddings), expected, atol=1e-5)
     with pytest.raises(ValueError, match="expected embeddings to be passed"):
         generator(x)
+
+
+def test_word_dropout_zeroes_whole_tokens_in_training_only():
+    layer = word_dropout_layer(0.5)
+    embedded = tf.random.uniform((8, 20, 6), 1.0, 2.0)
+    dropped = layer(embedded, training=True).numpy()
+    kept = np.all(dropped != 0, axis=-1)  # (8, 20): per token, every feature kept or none
+    np.testing.assert_array_equal(np.any(dropped != 0, axis=-1), kept)
+    np.testing.assert_allclose(dropped[kept], 2.0 * embedded.numpy()[kept], rtol=1e-6)
+    assert 0.2 < kept.mean() < 0.8  # 160 draws at 0.5: outside this once in ~10^14 seeds
+    np.testing.assert_array_equal(layer(embedded, training=False), embedded)
+    assert not word_dropout_layer(0.0).variables  # rate 0: the identity, no seed state

@@ -22,6 +22,7 @@ def small_model(**overrides):
         decoder_units=12,
         attention_units=6,
         dropout=0.2,
+        word_dropout=0.1,
         encoder_layers=2,
         decoder_layers=2,
         attention="general",
@@ -94,6 +95,20 @@ def test_loss_ignores_padding_and_weighs_every_token_equally():
     np.testing.assert_allclose(float(MaskedNLL()(labels, logits)), expected, rtol=1e-6)
     smoothed = float(MaskedNLL(0.1)(labels, logits))
     assert smoothed != pytest.approx(expected)
+
+
+def test_word_dropout_acts_in_training_and_keeps_the_variables_of_a_model_without_it():
+    inputs = {"source": SOURCE, "decoder_input": DECODER_INPUT}
+    tf.random.set_seed(0)
+    model = small_model(dropout=0.0, word_dropout=0.5)
+    passes = [model(inputs, training=True).numpy() for _ in range(2)]
+    assert not np.allclose(passes[0], passes[1])
+    np.testing.assert_array_equal(model(inputs).numpy(), model(inputs).numpy())
+    without = small_model(dropout=0.0, word_dropout=0.0)
+    assert [v.shape for v in model.trainable_variables] == [
+        v.shape for v in without.trainable_variables
+    ]
+    assert len(model.variables) == len(without.variables) + 2  # one seed state a side
 
 
 def test_model_config_round_trip():

@@ -6,6 +6,7 @@ from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.decoder_cell import DecoderCell
 from keras_nmt.layers.encoder import Encoder
 from keras_nmt.layers.generator import Generator
+from keras_nmt.layers.word_dropout import word_dropout_layer
 
 __all__ = [
     "AdditiveScore",
@@ -16,4 +17,5 @@ __all__ = [
     "Encoder",
     "Generator",
     "LuongAttention",
+    "word_dropout_layer",
 ]

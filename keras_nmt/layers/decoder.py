@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_nmt.layers.decoder_cell import DecoderCell
+from keras_nmt.layers.word_dropout import word_dropout_layer
 from keras_nmt.layers.generator import Generator
 
 
@@ -26,6 +27,8 @@ class Decoder(keras.layers.Layer):
             `DecoderCell`.
         dropout: dropout rate on the embeddings, between cells and on the attentional
             states before the generator.
+        word_dropout: in training, the probability of zeroing a target token's whole
+            embedding.
         tie_embeddings: reuse the target embedding matrix in the generator.
     """
 
@@ -41,6 +44,7 @@ class Decoder(keras.layers.Layer):
         attention_units: int | None = None,
         input_feeding: bool = True,
         dropout: float = 0.0,
+        word_dropout: float = 0.0,
         tie_embeddings: bool = False,
         **kwargs,
     ):
@@ -55,6 +59,7 @@ class Decoder(keras.layers.Layer):
         self.attention_units = attention_units
         self.input_feeding = input_feeding
         self.dropout = dropout
+        self.word_dropout = word_dropout
         self.tie_embeddings = tie_embeddings
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.cell = DecoderCell(
@@ -70,6 +75,7 @@ class Decoder(keras.layers.Layer):
             name="cell",
         )
         self.dropout_layer = keras.layers.Dropout(dropout)
+        self.word_dropout_layer = word_dropout_layer(word_dropout)
         self.generator = Generator(vocab_size, tied=tie_embeddings, name="generator")
 
     def build(self, input_shape=None):
@@ -95,7 +101,8 @@ class Decoder(keras.layers.Layer):
         """Teacher forcing up to the generator: the attentional states `(batch, T, units)`
         (after dropout), which `logits` projects; arguments as `call`. Training projects only
         the non-PAD positions."""
-        embedded = self.dropout_layer(self.embedding(decoder_input), training=training)
+        embedded = self.word_dropout_layer(self.embedding(decoder_input), training=training)
+        embedded = self.dropout_layer(embedded, training=training)
         inputs = tf.TensorArray(embedded.dtype, size=tf.shape(embedded)[1]).unstack(
             tf.transpose(embedded, [1, 0, 2])  # (T, batch, embedding_dim)
         )
@@ -142,5 +149,6 @@ class Decoder(keras.layers.Layer):
             "attention_units": self.attention_units,
             "input_feeding": self.input_feeding,
             "dropout": self.dropout,
+            "word_dropout": self.word_dropout,
             "tie_embeddings": self.tie_embeddings,
         }

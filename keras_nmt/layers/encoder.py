@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_nmt.config import RNN_TYPES
+from keras_nmt.layers.word_dropout import word_dropout_layer
 from keras_nmt.special_ids import PAD_ID
 
 
@@ -28,6 +29,7 @@ class Encoder(keras.layers.Layer):
         rnn_type: `"lstm"` or `"gru"`.
         bidirectional: run each layer in both directions.
         dropout: dropout rate on the embeddings and between layers.
+        word_dropout: in training, the probability of zeroing a token's whole embedding.
 
     Call arguments:
         source: int tensor of shape `(batch, S)`, padded with PAD = 0 (every row holds at
@@ -49,6 +51,7 @@ class Encoder(keras.layers.Layer):
         rnn_type: str = "lstm",
         bidirectional: bool = True,
         dropout: float = 0.0,
+        word_dropout: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -66,7 +69,9 @@ class Encoder(keras.layers.Layer):
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        self.word_dropout = word_dropout
         self.dropout_layer = keras.layers.Dropout(dropout)
+        self.word_dropout_layer = word_dropout_layer(word_dropout)
         per_direction = units // 2 if bidirectional else units
         self.rnn_layers = []
         for index in range(num_layers):
@@ -89,7 +94,8 @@ class Encoder(keras.layers.Layer):
 
     def call(self, source, training=False):
         mask = keras.ops.not_equal(source, PAD_ID)  # (batch, S)
-        outputs = self.dropout_layer(self.embedding(source), training=training)
+        embedded = self.word_dropout_layer(self.embedding(source), training=training)
+        outputs = self.dropout_layer(embedded, training=training)
         final_states = []
         n = self.states_per_cell
         for index, layer in enumerate(self.rnn_layers):
@@ -119,4 +125,5 @@ class Encoder(keras.layers.Layer):
             "rnn_type": self.rnn_type,
             "bidirectional": self.bidirectional,
             "dropout": self.dropout,
+            "word_dropout": self.word_dropout,
         }

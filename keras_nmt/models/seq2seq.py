@@ -75,6 +75,7 @@ class Seq2Seq(keras.Model):
         input_feeding: bool = _DEFAULT.input_feeding,
         bridge: str = _DEFAULT.bridge,
         dropout: float = _DEFAULT.dropout,
+        word_dropout: float = _DEFAULT.word_dropout,
         tie_embeddings: bool = _DEFAULT.tie_embeddings,
         **kwargs,
     ):
@@ -89,7 +90,7 @@ class Seq2Seq(keras.Model):
             encoder_units=encoder_units, bidirectional=bidirectional,
             decoder_layers=decoder_layers, decoder_units=decoder_units, attention=attention,
             attention_units=attention_units, input_feeding=input_feeding, bridge=bridge,
-            dropout=dropout, tie_embeddings=tie_embeddings,
+            dropout=dropout, word_dropout=word_dropout, tie_embeddings=tie_embeddings,
         )  # fmt: skip
         self.encoder = _encoder(source_vocab_size, config)
         self.bridge = Bridge(
@@ -390,6 +391,7 @@ def _encoder(vocab_size: int, config: ModelConfig) -> Encoder:
         rnn_type=config.rnn_type,
         bidirectional=config.bidirectional,
         dropout=config.dropout,
+        word_dropout=config.word_dropout,
         name="encoder",
     )
 
@@ -406,6 +408,7 @@ def _decoder(vocab_size: int, config: ModelConfig) -> Decoder:
         attention_units=config.attention_units,
         input_feeding=config.input_feeding,
         dropout=config.dropout,
+        word_dropout=config.word_dropout,
         tie_embeddings=config.tie_embeddings,
         name="decoder",
     )
