@@ -103,6 +103,8 @@ class ModelConfig:
     # once), on the source and on the decoder's input: word dropout (Sennrich and Zhang, 2019).
     word_dropout: float = dataclasses.field(default=0.0, metadata=_range(0.0, 0.99))
     tie_embeddings: bool = False
+    # Layer-normalized LSTM cells in the encoder and the decoder (LSTM only).
+    layer_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -400,6 +402,11 @@ def _check_model(model: ModelConfig, data: DataConfig) -> None:
             "model.attention: 'dot' scores decoder states against encoder outputs directly, so "
             f"expected encoder_units == decoder_units, got {model.encoder_units} and "
             f"{model.decoder_units}"
+        )
+    if model.layer_norm and model.rnn_type != "lstm":
+        raise ConfigError(
+            "model.layer_norm: only the LSTM cell is layer-normalized, got rnn_type "
+            f"{model.rnn_type!r}"
         )
     if model.tie_embeddings and model.embedding_dim != model.decoder_units:
         raise ConfigError(

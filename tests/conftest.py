@@ -97,8 +97,9 @@ def trained_run(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def one_epoch_run(tmp_path_factory):
-    """A run directory after one epoch of the toy task (dropout on), and its config. Tests
-    that change a run directory copy it first."""
+    """A run directory after one epoch of the toy task (dropout, word dropout and layer
+    normalization on, so that the tests of resuming, averaging, ensembles and exports that
+    use it cover them), and its config. Tests that change a run directory copy it first."""
     import types
 
     from keras_nmt.config import Config
@@ -108,7 +109,15 @@ def one_epoch_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("one_epoch")
     corpus = _toy_corpus(directory)
     config = Config.from_dict(
-        {}, [*TINY, f"data.dir={corpus}", "train.epochs=1", "model.dropout=0.2"]
+        {},
+        [
+            *TINY,
+            f"data.dir={corpus}",
+            "train.epochs=1",
+            "model.dropout=0.2",
+            "model.word_dropout=0.1",
+            "model.layer_norm=true",
+        ],
     )
     train(config, directory / "run", log=lambda _message: None)
     return types.SimpleNamespace(run_dir=directory / "run", config=config)

@@ -66,6 +66,10 @@ def test_with_section_checks_values_as_from_dict_does():
             "expected decoder_units == 128",
         ),
         ({"model": {"attention": "dot", "decoder_units": 128}}, "encoder_units == decoder_units"),
+        (
+            {"model": {"rnn_type": "gru", "layer_norm": True}},
+            "model.layer_norm: only the LSTM cell is layer-normalized, got rnn_type 'gru'",
+        ),
         ({"train": []}, "train: expected a mapping"),
         ({"decode": {"beam_size": 2, "n_best": 3}}, "decode.n_best: expected at most"),
         ([1, 2], "expected a mapping of sections"),

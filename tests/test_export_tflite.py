@@ -37,13 +37,17 @@ def saved_model(saved_model_export):
     return tf.saved_model.load(str(saved_model_export))
 
 
+def assert_builtins_and_the_sentencepiece_custom_ops(path):
+    names = set(operator_codes(path.read_bytes()))
+    assert "WHILE" in names and "FULLY_CONNECTED" in names  # the decoder loop is there
+    assert not [name for name in names if name.startswith("Flex")]
+    custom = {name for name in names if not name.isupper() or ">" in name}
+    assert custom == set(CUSTOM_OPS)
+
+
 def test_only_builtins_and_the_sentencepiece_custom_ops(tflite_files):
     for path in tflite_files.values():
-        names = set(operator_codes(path.read_bytes()))
-        assert "WHILE" in names and "FULLY_CONNECTED" in names  # the decoder loop is there
-        assert not [name for name in names if name.startswith("Flex")]
-        custom = {name for name in names if not name.isupper() or ">" in name}
-        assert custom == set(CUSTOM_OPS)
+        assert_builtins_and_the_sentencepiece_custom_ops(path)
 
 
 def test_the_ids_signature_needs_no_custom_op(lite, tflite_files):
@@ -200,9 +204,12 @@ def test_translator_load_and_decoding_choices(tflite_files, trained_run):
 
 @pytest.mark.slow  # one more conversion; the SavedModel ensemble test covers the default suite
 def test_an_exported_ensemble_decodes_as_in_process(trained_run, one_epoch_run, tmp_path):
+    """`one_epoch_run` has layer-normalized cells: they convert to builtins too."""
     members = [Translator.load_run_dir(trained_run), Translator.load_run_dir(one_epoch_run.run_dir)]
     ensemble = Translator.ensemble(members)
-    lite = TFLiteTranslator.load(export_tflite(ensemble, tmp_path / "ensemble.tflite"))
+    path = export_tflite(ensemble, tmp_path / "ensemble.tflite")
+    assert_builtins_and_the_sentencepiece_custom_ops(path)
+    lite = TFLiteTranslator.load(path)
     assert lite.translate(SENTENCES) == ensemble.translate(SENTENCES)
 
 

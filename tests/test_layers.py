@@ -13,6 +13,7 @@ from keras_nmt.layers import (
     DecoderCell,
     Encoder,
     Generator,
+    LayerNormLSTMCell,
     LuongAttention,
     word_dropout_layer,
 )
@@ -30,6 +31,9 @@ LAYERS = [
         8, 12, 16, num_layers=2, rnn_type="lstm", attention="bahdanau", input_feeding=False
     ),
     Decoder(20, 8, 12, 16, attention="dot", tie_embeddings=False, word_dropout=0.1),
+    Decoder(20, 8, 12, 16, layer_norm=True),
+    Encoder(30, 8, 12, layer_norm=True),
+    LayerNormLSTMCell(6, epsilon=1e-3),
 ]
 
 
@@ -45,10 +49,19 @@ def _source():
     return tf.constant([[5, 6, 2, 0, 0, 0], [7, 8, 9, 10, 11, 2]])
 
 
-@pytest.mark.parametrize("rnn_type", ["lstm", "gru"])
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "layer-normalized lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_encoder_shapes_and_padding_invariance(rnn_type, bidirectional):
-    encoder = Encoder(20, 8, 12, num_layers=2, rnn_type=rnn_type, bidirectional=bidirectional)
+    layer_norm = rnn_type == "layer-normalized lstm"
+    encoder = Encoder(
+        20,
+        8,
+        12,
+        num_layers=2,
+        rnn_type="lstm" if layer_norm else rnn_type,
+        bidirectional=bidirectional,
+        layer_norm=layer_norm,
+    )
     outputs, states = encoder(_source())
     assert outputs.shape == (2, 6, 12)
     directions = 2 if bidirectional else 1
@@ -163,3 +176,43 @@ def test_word_dropout_zeroes_whole_tokens_in_training_only():
     assert 0.2 < kept.mean() < 0.8  # 160 draws at 0.5: outside this once in ~10^14 seeds
     np.testing.assert_array_equal(layer(embedded, training=False), embedded)
     assert not word_dropout_layer(0.0).variables  # rate 0: the identity, no seed state
+
+
+def _layer_norm(x, gain, bias, epsilon=1e-5):
+    mean, variance = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(variance + epsilon) * gain + bias
+
+
+def test_layer_norm_lstm_cell_is_the_formula_of_ba_et_al():
+    cell = LayerNormLSTMCell(5)
+    cell.build((None, 3))
+    rng = np.random.default_rng(0)
+    for norm in (cell.input_norm, cell.recurrent_norm, cell.cell_norm):  # not the 1/0 init
+        norm.gamma.assign(rng.uniform(0.5, 1.5, norm.gamma.shape))
+        norm.beta.assign(rng.uniform(-0.5, 0.5, norm.beta.shape))
+    x, h, c = (rng.normal(size=(4, n)).astype("float32") for n in (3, 5, 5))
+    new_h, (state_h, new_c) = cell(x, [h, c])
+
+    def norm(layer, value):
+        return _layer_norm(value, layer.gamma.numpy(), layer.beta.numpy())
+
+    z = (
+        norm(cell.input_norm, x @ cell.kernel.numpy())
+        + norm(cell.recurrent_norm, h @ cell.recurrent_kernel.numpy())
+        + cell.bias.numpy()
+    )
+    i, f, g, o = np.split(z, 4, axis=-1)
+    sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    expected_c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    expected_h = sigmoid(o) * np.tanh(norm(cell.cell_norm, expected_c))
+    np.testing.assert_allclose(new_c, expected_c, atol=1e-5)
+    np.testing.assert_allclose(new_h, expected_h, atol=1e-5)
+    np.testing.assert_array_equal(new_h, state_h)
+    np.testing.assert_array_equal(cell.bias.numpy()[5:10], 1.0)  # the forget gate's bias
+
+
+def test_layer_norm_is_lstm_only():
+    with pytest.raises(ValueError, match="only the LSTM cell"):
+        Encoder(20, 8, 12, rnn_type="gru", layer_norm=True)
+    with pytest.raises(ValueError, match="only the LSTM cell"):
+        DecoderCell(8, 12, 16, rnn_type="gru", layer_norm=True)

@@ -33,20 +33,32 @@ def small_model(**overrides):
     return model
 
 
-VARIANTS = list(
-    itertools.product(
+VARIANTS = [
+    (*variant, False)
+    for variant in itertools.product(
         ["bahdanau", "dot", "general", "concat"], [True, False], ["lstm", "gru"], [True, False]
     )
-)
+] + [  # layer-normalized LSTM cells
+    (attention, input_feeding, "lstm", bidirectional, True)
+    for attention, input_feeding, bidirectional in [
+        ("bahdanau", True, True),
+        ("general", True, False),
+        ("dot", False, True),
+        ("concat", False, False),
+    ]
+]
 
 
-@pytest.mark.parametrize("attention, input_feeding, rnn_type, bidirectional", VARIANTS)
-def test_step_by_step_equals_teacher_forcing(attention, input_feeding, rnn_type, bidirectional):
+@pytest.mark.parametrize("attention, input_feeding, rnn_type, bidirectional, layer_norm", VARIANTS)
+def test_step_by_step_equals_teacher_forcing(
+    attention, input_feeding, rnn_type, bidirectional, layer_norm
+):
     model = small_model(
         attention=attention,
         input_feeding=input_feeding,
         rnn_type=rnn_type,
         bidirectional=bidirectional,
+        layer_norm=layer_norm,
         bridge="project" if bidirectional else "sum",
         encoder_layers=2,
         decoder_layers=2,

@@ -6,6 +6,7 @@ from keras_nmt.layers.decoder import Decoder
 from keras_nmt.layers.decoder_cell import DecoderCell
 from keras_nmt.layers.encoder import Encoder
 from keras_nmt.layers.generator import Generator
+from keras_nmt.layers.recurrent import LayerNormLSTMCell
 from keras_nmt.layers.word_dropout import word_dropout_layer
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "DecoderCell",
     "Encoder",
     "Generator",
+    "LayerNormLSTMCell",
     "LuongAttention",
     "word_dropout_layer",
 ]

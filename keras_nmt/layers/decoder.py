@@ -12,8 +12,8 @@ import tensorflow as tf
 from keras import ops
 
 from keras_nmt.layers.decoder_cell import DecoderCell
-from keras_nmt.layers.word_dropout import word_dropout_layer
 from keras_nmt.layers.generator import Generator
+from keras_nmt.layers.word_dropout import word_dropout_layer
 
 
 class Decoder(keras.layers.Layer):
@@ -23,8 +23,8 @@ class Decoder(keras.layers.Layer):
         vocab_size: target vocabulary size.
         embedding_dim: target embedding width.
         memory_dim: width of the encoder outputs.
-        units, num_layers, rnn_type, attention, attention_units, input_feeding: as in
-            `DecoderCell`.
+        units, num_layers, rnn_type, attention, attention_units, input_feeding, layer_norm:
+            as in `DecoderCell`.
         dropout: dropout rate on the embeddings, between cells and on the attentional
             states before the generator.
         word_dropout: in training, the probability of zeroing a target token's whole
@@ -46,6 +46,7 @@ class Decoder(keras.layers.Layer):
         dropout: float = 0.0,
         word_dropout: float = 0.0,
         tie_embeddings: bool = False,
+        layer_norm: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -61,6 +62,7 @@ class Decoder(keras.layers.Layer):
         self.dropout = dropout
         self.word_dropout = word_dropout
         self.tie_embeddings = tie_embeddings
+        self.layer_norm = layer_norm
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.cell = DecoderCell(
             embedding_dim,
@@ -72,6 +74,7 @@ class Decoder(keras.layers.Layer):
             attention_units=attention_units,
             input_feeding=input_feeding,
             dropout=dropout,
+            layer_norm=layer_norm,
             name="cell",
         )
         self.dropout_layer = keras.layers.Dropout(dropout)
@@ -151,4 +154,5 @@ class Decoder(keras.layers.Layer):
             "dropout": self.dropout,
             "word_dropout": self.word_dropout,
             "tie_embeddings": self.tie_embeddings,
+            "layer_norm": self.layer_norm,
         }

@@ -12,8 +12,7 @@ import keras
 from keras import ops
 
 from keras_nmt.layers.attention import make_attention
-
-RNN_CELLS = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
+from keras_nmt.layers.recurrent import recurrent_cell
 
 
 class DecoderCell(keras.layers.Layer):
@@ -29,6 +28,7 @@ class DecoderCell(keras.layers.Layer):
         attention_units: width of the additive attention space (defaults to `units`).
         input_feeding: concatenate the previous attentional state to the step input.
         dropout: dropout rate between stacked cells.
+        layer_norm: layer-normalized LSTM cells (`recurrent.LayerNormLSTMCell`).
 
     State: a dict `{"rnn": [[h, c] or [h] per layer], "feed": (batch, units)}`; `feed` is the
     previous attentional state (zeros at the first step).
@@ -56,11 +56,10 @@ class DecoderCell(keras.layers.Layer):
         attention_units: int | None = None,
         input_feeding: bool = True,
         dropout: float = 0.0,
+        layer_norm: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if rnn_type not in RNN_CELLS:
-            raise ValueError(f"rnn_type: expected one of {tuple(RNN_CELLS)}, received {rnn_type!r}")
         if num_layers < 1:
             raise ValueError(f"num_layers: expected >= 1, received {num_layers}")
         self.input_dim = input_dim
@@ -72,8 +71,10 @@ class DecoderCell(keras.layers.Layer):
         self.attention_units = attention_units or units
         self.input_feeding = input_feeding
         self.dropout = dropout
+        self.layer_norm = layer_norm
         self.cells = [
-            RNN_CELLS[rnn_type](units, name=f"{rnn_type}_cell_{i}") for i in range(num_layers)
+            recurrent_cell(rnn_type, units, layer_norm=layer_norm, name=f"{rnn_type}_cell_{i}")
+            for i in range(num_layers)
         ]
         self.attention = make_attention(attention, self.attention_units)
         self.attentional = keras.layers.Dense(
@@ -129,4 +130,5 @@ class DecoderCell(keras.layers.Layer):
             "attention_units": self.attention_units,
             "input_feeding": self.input_feeding,
             "dropout": self.dropout,
+            "layer_norm": self.layer_norm,
         }

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from keras_nmt.config import RNN_TYPES
+from keras_nmt.layers.recurrent import recurrent_layer
 from keras_nmt.layers.word_dropout import word_dropout_layer
 from keras_nmt.special_ids import PAD_ID
-
-
-def recurrent_layer(rnn_type: str, units: int, **kwargs) -> keras.layers.Layer:
-    """A Keras LSTM or GRU layer that returns its sequence and its final states."""
-    if rnn_type not in RNN_TYPES:
-        raise ValueError(f"rnn_type: expected one of {RNN_TYPES}, received {rnn_type!r}")
-    layer = keras.layers.LSTM if rnn_type == "lstm" else keras.layers.GRU
-    return layer(units, return_sequences=True, return_state=True, **kwargs)
 
 
 class Encoder(keras.layers.Layer):
@@ -30,6 +22,7 @@ class Encoder(keras.layers.Layer):
         bidirectional: run each layer in both directions.
         dropout: dropout rate on the embeddings and between layers.
         word_dropout: in training, the probability of zeroing a token's whole embedding.
+        layer_norm: layer-normalized LSTM cells (`recurrent.LayerNormLSTMCell`).
 
     Call arguments:
         source: int tensor of shape `(batch, S)`, padded with PAD = 0 (every row holds at
@@ -52,6 +45,7 @@ class Encoder(keras.layers.Layer):
         bidirectional: bool = True,
         dropout: float = 0.0,
         word_dropout: float = 0.0,
+        layer_norm: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,12 +64,15 @@ class Encoder(keras.layers.Layer):
         self.dropout = dropout
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
         self.word_dropout = word_dropout
+        self.layer_norm = layer_norm
         self.dropout_layer = keras.layers.Dropout(dropout)
         self.word_dropout_layer = word_dropout_layer(word_dropout)
         per_direction = units // 2 if bidirectional else units
         self.rnn_layers = []
         for index in range(num_layers):
-            layer = recurrent_layer(rnn_type, per_direction, name=f"{rnn_type}_{index}")
+            layer = recurrent_layer(
+                rnn_type, per_direction, layer_norm=layer_norm, name=f"{rnn_type}_{index}"
+            )
             if bidirectional:
                 layer = keras.layers.Bidirectional(layer, name=f"bi{rnn_type}_{index}")
             self.rnn_layers.append(layer)
@@ -126,4 +123,5 @@ class Encoder(keras.layers.Layer):
             "bidirectional": self.bidirectional,
             "dropout": self.dropout,
             "word_dropout": self.word_dropout,
+            "layer_norm": self.layer_norm,
         }

@@ -77,6 +77,7 @@ class Seq2Seq(keras.Model):
         dropout: float = _DEFAULT.dropout,
         word_dropout: float = _DEFAULT.word_dropout,
         tie_embeddings: bool = _DEFAULT.tie_embeddings,
+        layer_norm: bool = _DEFAULT.layer_norm,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -91,6 +92,7 @@ class Seq2Seq(keras.Model):
             decoder_layers=decoder_layers, decoder_units=decoder_units, attention=attention,
             attention_units=attention_units, input_feeding=input_feeding, bridge=bridge,
             dropout=dropout, word_dropout=word_dropout, tie_embeddings=tie_embeddings,
+            layer_norm=layer_norm,
         )  # fmt: skip
         self.encoder = _encoder(source_vocab_size, config)
         self.bridge = Bridge(
@@ -392,6 +394,7 @@ def _encoder(vocab_size: int, config: ModelConfig) -> Encoder:
         bidirectional=config.bidirectional,
         dropout=config.dropout,
         word_dropout=config.word_dropout,
+        layer_norm=config.layer_norm,
         name="encoder",
     )
 
@@ -410,6 +413,7 @@ def _decoder(vocab_size: int, config: ModelConfig) -> Decoder:
         dropout=config.dropout,
         word_dropout=config.word_dropout,
         tie_embeddings=config.tie_embeddings,
+        layer_norm=config.layer_norm,
         name="decoder",
     )
 
