@@ -4,9 +4,8 @@ layer-normalized LSTM cell (Ba, Kiros and Hinton, 2016, section 3.1):
     z = LN_x(x W) + LN_h(h U) + b,   i, f, g, o = split(z)
     c' = sigmoid(f) c + sigmoid(i) tanh(g),   h' = sigmoid(o) tanh(LN_c(c'))
 
-Each LN has its own gain and bias. Normalizing the input and recurrent projections apart
-keeps either from dominating the gates, and normalizing the cell keeps the output's scale
-steady over long sentences.
+Each LN has its own gain and bias; the input and recurrent projections are normalized apart
+and the cell before its output, as in the paper.
 """
 
 from __future__ import annotations
