@@ -305,7 +305,7 @@ def make_dataset(
             _examples(part, data, train, True, epoch, shard, corpus=i).repeat()
             for i, part in enumerate(parts)
         ]
-        seed = train.seed * 10_000 + epoch
+        seed = _epoch_seed(train, epoch)
         probabilities = [float(weight) for weight in weights]
         examples = tf.data.Dataset.sample_from_datasets(streams, probabilities, seed=seed)
     examples = examples.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
@@ -315,7 +315,7 @@ def make_dataset(
         # Length bucketing flushes every bucket's remainder when the pass ends, so without
         # this an epoch ends with the same partial batches of the longest sentences, in
         # increasing length.
-        seed = train.seed * 10_000 + epoch + 13
+        seed = _epoch_seed(train, epoch, stream=13)
         batches = batches.shuffle(
             train.batch_shuffle_buffer, seed=seed, reshuffle_each_iteration=False
         )
@@ -331,9 +331,15 @@ def _examples(tokenized, data, train, shuffle, epoch, shard, corpus: int = 0) ->
     if shard[0] > 1:
         examples = examples.shard(*shard)
     if shuffle:
-        seed = train.seed * 10_000 + epoch + 7919 * corpus
+        seed = _epoch_seed(train, epoch, stream=7919 * corpus)
         examples = examples.shuffle(train.shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     return examples
+
+
+def _epoch_seed(train, epoch: int, stream: int = 0) -> int:
+    """The seed of one random stream of an epoch's pipeline (the corpus mix, a corpus's
+    pair shuffle, the batch shuffle): fixed by `train.seed`, `epoch` and `stream`."""
+    return train.seed * 10_000 + epoch + stream
 
 
 def group_micro_batches(batches: tf.data.Dataset, size: int) -> tf.data.Dataset:

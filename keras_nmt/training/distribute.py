@@ -66,10 +66,9 @@ def check_tf_config(text: str | None) -> None:
 
 def _cluster_resolver(strategy: tf.distribute.Strategy):
     """The cluster resolver of a multi-worker strategy, else None."""
-    resolver = getattr(strategy, "cluster_resolver", None)
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return None
-    return resolver
+    return getattr(strategy, "cluster_resolver", None)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
