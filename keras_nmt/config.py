@@ -157,6 +157,16 @@ class TrainConfig:
     # Keep the weights of the last `average_last_epochs` epochs (0 = off) and, when training
     # ends, write their average as the run directory `<run>/averaged` (`keras-nmt average`).
     average_last_epochs: int = dataclasses.field(default=0, metadata=_range(0))
+    # Or keep the weights of the `average_best_epochs` epochs with the best `best_metric`
+    # (0 = off; epochs without the metric are not kept) and average those. Either way, when
+    # training ends, `<run>/final` is a copy of `<run>/averaged` or of the best epoch's
+    # weights, whichever scores the better `best_metric` on the validation set.
+    average_best_epochs: int = dataclasses.field(default=0, metadata=_range(0))
+
+    @property
+    def averaged_epochs(self) -> int:
+        """How many epochs' weights are kept and averaged (0 = no averaging)."""
+        return self.average_last_epochs or self.average_best_epochs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,6 +226,12 @@ class Config:
         if self.train.best_metric == "val_bleu" and not self.train.validation_bleu_every:
             raise ConfigError(
                 "train.best_metric: val_bleu needs train.validation_bleu_every (epochs), got null"
+            )
+        if self.train.average_last_epochs and self.train.average_best_epochs:
+            raise ConfigError(
+                "train.average_best_epochs: average either the last epochs or the best ones, "
+                f"got average_last_epochs {self.train.average_last_epochs} and "
+                f"average_best_epochs {self.train.average_best_epochs}"
             )
         if self.decode.n_best > self.decode.beam_size:
             raise ConfigError(

@@ -17,8 +17,11 @@ class RunDir:
     target.model         SentencePiece model of the target language
     model.weights.h5     the best weights so far (by `train.best_metric`), what translators load
     backup/ckpt-<step>/  the training state (weights, optimizer, position) for resuming
-    epochs/ckpt-<epoch>/ the weights at the end of the last `train.average_last_epochs` epochs
+    epochs/ckpt-<epoch>/ the weights at the end of the last `train.average_last_epochs`
+                         epochs (or of the `train.average_best_epochs` best ones)
     averaged/            a run directory holding their average (`averaging.average_run`)
+    final/               a run directory holding `averaged/`'s weights or the best epoch's,
+                         whichever scores better on the validation set when training ends
     cache/               tokenized corpora too large for memory (`corpus_cache`)
     history.csv          one row of losses and metrics per finished epoch
     logs/                TensorBoard event files
@@ -36,6 +39,7 @@ class RunDir:
     backup = property(lambda self: self.path / "backup")
     epochs = property(lambda self: self.path / "epochs")
     averaged = property(lambda self: self.path / "averaged")
+    final = property(lambda self: self.path / "final")
     cache = property(lambda self: self.path / "cache")
     history = property(lambda self: self.path / "history.csv")
     logs = property(lambda self: self.path / "logs")

@@ -1,7 +1,12 @@
 """Checkpoint averaging and the training time budget."""
 
+import functools
+import math
+import re
+
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_nmt import cli
 from keras_nmt.errors import UserError
@@ -9,7 +14,9 @@ from keras_nmt.inference.loading import load
 from keras_nmt.inference.translator import Translator
 from keras_nmt.run_dir import RunDir
 from keras_nmt.training import callbacks
-from keras_nmt.training.averaging import average_run, epoch_checkpointer
+from keras_nmt.training import train as train_module
+from keras_nmt.training.averaging import average_run, best_epochs, epoch_checkpointer
+from keras_nmt.training.checkpoint import Checkpointer
 from keras_nmt.training.train import train
 from tests.test_training import quiet, tiny_config
 
@@ -48,6 +55,64 @@ def test_training_keeps_the_last_epochs_and_writes_their_mean(toy_corpus_dir, tm
     assert not np.allclose(epochs[1][kinds.index("f")], epochs[2][kinds.index("f")])
     # The last epoch's weights are what training ended with: the backup holds them too.
     assert averaged.translate(["one two"])  # a loadable run directory that translates
+
+
+def test_best_epochs_ranks_by_the_metric_skips_missing_values_and_breaks_ties_late():
+    scores = {1: 30.0, 2: 35.0, 3: math.nan, 4: 33.0, 5: 35.0}
+    assert best_epochs(scores, 2, "max") == [2, 5]
+    assert best_epochs(scores, 3, "max") == [2, 4, 5]
+    assert best_epochs(scores, 2, "min") == [1, 4]
+    assert best_epochs(scores, 9, "max") == [1, 2, 4, 5]  # never the epoch without a value
+    assert best_epochs({}, 2, "max") == []
+
+
+def test_epoch_weights_keeps_the_best_epochs_of_a_scripted_run(tmp_path):
+    """A scripted val_bleu sequence, the finished epochs' values read from history.csv as a
+    resumed run would: after each epoch end, exactly the two best epochs have weights, and
+    each checkpoint holds the value the variable had at its epoch's end."""
+    run = RunDir(tmp_path)
+    variable = tf.Variable(0.0)
+    checkpointer = Checkpointer(run.epochs, tf.train.Checkpoint(v=variable), keep=None)
+    keep = functools.partial(train_module._best_epochs, run, "val_bleu", "max", 2)
+    callback = callbacks.EpochWeights(checkpointer, keep)
+    script = [10.0, 30.0, 20.0, math.nan, 40.0, 30.0]  # epoch 4 has no val_bleu
+    expected = [[1], [1, 2], [2, 3], [2, 3], [2, 5], [5, 6]]
+    rows = ["epoch,val_bleu"]
+    for epoch, (value, kept) in enumerate(zip(script, expected)):
+        variable.assign(float(epoch + 1))
+        logs = {} if math.isnan(value) else {"val_bleu": value}
+        callback.on_epoch_end(epoch, logs)
+        assert checkpointer.steps() == kept
+        rows.append(f"{epoch},{'NA' if math.isnan(value) else value}")
+        run.history.write_text("\n".join(rows) + "\n")
+    for step in checkpointer.steps():
+        checkpointer.read(step)
+        assert variable.numpy() == step
+
+
+def test_training_averages_the_best_epochs_and_ships_the_better_of_average_and_best(
+    toy_corpus_dir, tmp_path
+):
+    messages = []
+    config = tiny_config(toy_corpus_dir, "train.epochs=4", "train.average_best_epochs=2")
+    train(config, tmp_path / "run", log=messages.append)
+    run = RunDir(tmp_path / "run")
+    losses = {int(row["epoch"]) + 1: row["val_loss"] for row in run.finished_epochs()}
+    kept = best_epochs(losses, 2, "min")
+    assert [int(p.name.split("-")[1]) for p in sorted(run.epochs.iterdir())] == kept
+    named = f"{kept[0]}-{kept[1]}" if kept[1] == kept[0] + 1 else f"{kept[0]}, {kept[1]}"
+    assert any(m.startswith(f"averaged the weights of epochs {named} into") for m in messages)
+    # final/ is a copy of the averaged weights or of the best epoch's, as its log line says,
+    # and the choice follows the two val_loss values it logs.
+    (line,) = [m for m in messages if m.startswith(f"{run.final}:")]
+    numbers = re.search(r"val_loss (\S+) averaged, (\S+) the best epoch", line).groups()
+    averaged_loss, best_loss = map(float, numbers)
+    assert best_loss == pytest.approx(min(losses.values()), rel=1e-3)
+    source = run.averaged if averaged_loss <= best_loss else run.path
+    assert ("the averaged weights" in line) == (source == run.averaged)
+    final = RunDir(run.final)
+    assert final.weights.read_bytes() == RunDir(source).weights.read_bytes()
+    assert load(run.final).translate(["one two"])
 
 
 def test_cli_average_picks_the_last_epochs_and_refuses_a_run_without_them(

@@ -72,6 +72,10 @@ def test_with_section_checks_values_as_from_dict_does():
         ),
         ({"train": []}, "train: expected a mapping"),
         ({"decode": {"beam_size": 2, "n_best": 3}}, "decode.n_best: expected at most"),
+        (
+            {"train": {"average_last_epochs": 3, "average_best_epochs": 3}},
+            "train.average_best_epochs: average either the last epochs or the best ones",
+        ),
         ([1, 2], "expected a mapping of sections"),
     ],
 )

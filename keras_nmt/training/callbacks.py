@@ -213,16 +213,25 @@ class EpochWeights(keras.callbacks.Callback):
     """Saves the model's variables at every epoch end through `checkpointer`
     (`averaging.epoch_checkpointer`: atomic, the last few kept), named by the 1-based epoch.
 
+    Given `keep`, a callable `(epoch, logs) -> epochs` (1-based), removes after each save
+    the kept checkpoints of other epochs than those it returns (the best ones, say).
+
     Runs in every worker of a multi-worker run (TensorFlow asks all of them to take part in a
-    save); only the chief's checkpointer writes.
+    save); only the chief's checkpointer writes (and removes).
     """
 
-    def __init__(self, checkpointer):
+    def __init__(self, checkpointer, keep=None):
         super().__init__()
         self.checkpointer = checkpointer
+        self.keep = keep
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpointer.save(epoch + 1)
+        if self.keep is not None and self.checkpointer.write:
+            wanted = set(self.keep(epoch + 1, logs or {}))
+            for saved in self.checkpointer.steps():
+                if saved not in wanted:
+                    self.checkpointer.remove(saved)
 
 
 class TimeBudget(keras.callbacks.Callback):

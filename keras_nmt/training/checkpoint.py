@@ -35,7 +35,8 @@ class Checkpointer:
     Args:
         directory: where the checkpoints go (created on the first save).
         checkpoint: the `tf.train.Checkpoint` to write and read.
-        keep: how many checkpoints to keep (at least 1).
+        keep: how many checkpoints to keep (at least 1), the latest ones; None keeps all
+            (the caller removes what it does not want, `remove`).
         write: False for the non-chief workers of a multi-worker run: they take part in a
             save (as TensorFlow requires of every worker) but write to a temporary directory
             that is deleted at once, leaving `directory` to the chief.
@@ -45,10 +46,10 @@ class Checkpointer:
         self,
         directory: str | pathlib.Path,
         checkpoint: tf.train.Checkpoint,
-        keep: int = 2,
+        keep: int | None = 2,
         write: bool = True,
     ):
-        if keep < 1:
+        if keep is not None and keep < 1:
             raise ValueError(f"keep: expected at least 1 checkpoint, received {keep}")
         self.directory = pathlib.Path(directory)
         self.checkpoint = checkpoint
@@ -88,9 +89,15 @@ class Checkpointer:
         except BaseException:
             shutil.rmtree(temporary, ignore_errors=True)
             raise
-        for old in self.steps()[: -self.keep]:
-            shutil.rmtree(self.path(old), ignore_errors=True)
+        if self.keep is not None:
+            for old in self.steps()[: -self.keep]:
+                self.remove(old)
         return final
+
+    def remove(self, step: int) -> None:
+        """Deletes the checkpoint of `step`, if there is one (and if writing)."""
+        if self.write:
+            shutil.rmtree(self.path(step), ignore_errors=True)
 
     def restore(self) -> int | None:
         """Loads the latest checkpoint into `checkpoint`; returns its step, or None if there

@@ -45,7 +45,7 @@ from keras_nmt.inference.translator import Translator
 from keras_nmt.models.losses import MaskedNLL
 from keras_nmt.models.seq2seq import Seq2Seq
 from keras_nmt.run_dir import RunDir
-from keras_nmt.training.averaging import average_run, epoch_checkpointer
+from keras_nmt.training.averaging import average_run, best_epochs, epoch_checkpointer, write_run
 from keras_nmt.training.callbacks import (
     EpochLogger,
     EpochWeights,
@@ -302,7 +302,7 @@ def train(
     )
     make_epoch = epoch_dataset(data.train, config.data, per_replica)
     _fit(model, make_epoch, state, config.train.epochs, steps, data.valid, run_callbacks)
-    if chief and config.train.average_last_epochs:
+    if chief and config.train.averaged_epochs:
         _average(run, config, data.tokenizers, data.valid, log)
     history = run.finished_epochs()
     return TrainResult(run.path, len(history), history, data.train_counts, data.valid_counts)
@@ -545,8 +545,7 @@ def callbacks(
     `history` returns the logs of the run's finished epochs, from which learning-rate decay
     and early stopping count on (default: all of history.csv).
     """
-    monitor = config.train.best_metric if valid_data is not None else "loss"
-    mode = "max" if monitor == "val_bleu" else "min"
+    monitor, mode = _monitor(config, valid_data)
     found = _measuring_callbacks(
         config, model, token_count, tokenizers, valid_data, time_budget, progress, log
     )
@@ -555,6 +554,13 @@ def callbacks(
     if chief:
         found += _writing_callbacks(config, run, valid_data, monitor, mode, log)
     return found
+
+
+def _monitor(config: Config, valid_data: tf.data.Dataset | None) -> tuple[str, str]:
+    """What picks the best weights and steers training, and whether higher ("max") or lower
+    ("min") is better: `train.best_metric`, or the training loss without a validation set."""
+    monitor = config.train.best_metric if valid_data is not None else "loss"
+    return monitor, "max" if monitor == "val_bleu" else "min"
 
 
 def _measuring_callbacks(
@@ -598,9 +604,14 @@ def _steering_callbacks(
     from the finished epochs that `history` returns)."""
     options = config.train
     found: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
-    if options.average_last_epochs:
-        checkpointer = epoch_checkpointer(run, model, keep=options.average_last_epochs, write=chief)
-        found.append(EpochWeights(checkpointer))
+    if options.averaged_epochs:
+        keep = options.average_last_epochs or None  # None: `_best_epochs` removes the others
+        checkpointer = epoch_checkpointer(run, model, keep=keep, write=chief)
+        ranking = None
+        if options.average_best_epochs:
+            count = options.average_best_epochs
+            ranking = functools.partial(_best_epochs, run, monitor, mode, count)
+        found.append(EpochWeights(checkpointer, ranking))
     if options.learning_rate_decay and valid_data is not None:
         found.append(
             ResumedReduceLROnPlateau(
@@ -620,6 +631,16 @@ def _steering_callbacks(
             )
         )
     return found
+
+
+def _best_epochs(
+    run: RunDir, monitor: str, mode: str, count: int, epoch: int, logs: dict
+) -> list[int]:
+    """The `count` epochs (1-based) with the best `monitor`: the finished ones' values from
+    history.csv, `epoch`'s from its `logs` (`averaging.best_epochs`)."""
+    scores = {int(row["epoch"]) + 1: row.get(monitor, math.nan) for row in run.finished_epochs()}
+    scores[epoch] = float(logs.get(monitor, math.nan))
+    return best_epochs(scores, count, mode)
 
 
 def _writing_callbacks(
@@ -733,12 +754,35 @@ def _average(
     valid_data: tf.data.Dataset | None,
     log: Callable[[str], None],
 ) -> None:
-    """Writes `run.averaged` (see `averaging`) and logs its greedy validation BLEU."""
-    path, epochs = average_run(run.path, run.averaged, config.train.average_last_epochs)
-    message = f"averaged the weights of epochs {epochs[0]}-{epochs[-1]} into {path}"
+    """Writes `run.averaged` (see `averaging`), logs its greedy validation BLEU, and copies
+    it or the best epoch's weights to `run.final`: the one with the better `best_metric` on
+    the validation set (the averaged weights without a validation set)."""
+    path, epochs = average_run(run.path, run.averaged, config.train.averaged_epochs)
+    contiguous = epochs == list(range(epochs[0], epochs[-1] + 1))
+    named = f"{epochs[0]}-{epochs[-1]}" if contiguous else ", ".join(map(str, epochs))
+    message = f"averaged the weights of epochs {named} into {path}"
+    averaged = Translator.load_run_dir(path).model
+    scores = {}
     if config.train.validation_bleu_every and valid_data is not None:
-        model = Translator.load_run_dir(path).model
-        bleu = validation_bleu(model, *tokenizers, config).bleu()
+        scores["val_bleu"] = validation_bleu(averaged, *tokenizers, config).bleu()
         best = run.best("val_bleu", "max")
-        message += f": val_bleu {bleu:.2f} (best epoch: {best:.2f})"
+        message += f": val_bleu {scores['val_bleu']:.2f} (best epoch: {best:.2f})"
     log(message)
+    chosen, reason = RunDir(path), "no validation set"
+    if valid_data is not None:
+        metric, mode = _monitor(config, valid_data)
+        if metric not in scores:
+            scores[metric] = _validation_loss(averaged, valid_data, config)
+        best = run.best(metric, mode)
+        better = scores[metric] >= best if mode == "max" else scores[metric] <= best
+        chosen = RunDir(path) if better else run
+        reason = f"{metric} {scores[metric]:.4g} averaged, {best:.4g} the best epoch"
+    write_run(chosen, run.final, lambda target: shutil.copyfile(chosen.weights, target))
+    which = "the averaged weights" if chosen.path == path else "the best epoch's weights"
+    log(f"{run.final}: {which} ({reason})")
+
+
+def _validation_loss(model: Seq2Seq, valid_data: tf.data.Dataset, config: Config) -> float:
+    """`model`'s `val_loss`: its loss over the validation batches, as `fit` measures it."""
+    model.compile(loss=MaskedNLL(config.train.label_smoothing))
+    return float(model.evaluate(valid_data, verbose=0, return_dict=True)["loss"])
