@@ -293,9 +293,13 @@ def parser() -> argparse.ArgumentParser:
     score.set_defaults(run=_score)
 
     average = commands.add_parser(
-        "average", help="average the weights of a run's last epochs into a new run directory"
+        "average", help="average the weights of a run's kept epochs into a new run directory"
     )
-    average.add_argument("--run-dir", required=True, help="a run trained with average_last_epochs or average_best_epochs")
+    average.add_argument(
+        "--run-dir",
+        required=True,
+        help="a run trained with average_last_epochs or average_best_epochs",
+    )
     average.add_argument("--last", type=int, help="how many epochs (default: all kept)")
     average.add_argument("--output-dir", help="the new run directory (default: RUN_DIR/averaged)")
     average.set_defaults(run=_average)
