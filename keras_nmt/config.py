@@ -160,7 +160,8 @@ class TrainConfig:
     # Or keep the weights of the `average_best_epochs` epochs with the best `best_metric`
     # (0 = off; epochs without the metric are not kept) and average those. Either way, when
     # training ends, `<run>/final` is a copy of `<run>/averaged` or of the best epoch's
-    # weights, whichever scores the better `best_metric` on the validation set.
+    # weights, whichever scores better on the validation set by `best_metric` (val_bleu:
+    # BLEU decoded as the `decode` section says).
     average_best_epochs: int = dataclasses.field(default=0, metadata=_range(0))
 
     @property

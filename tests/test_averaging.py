@@ -53,8 +53,13 @@ def test_training_keeps_the_last_epochs_and_writes_their_mean(toy_corpus_dir, tm
             np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-6, atol=1e-7)
     # The epochs differ, so the mean is none of them (the test is not vacuous).
     assert not np.allclose(epochs[1][kinds.index("f")], epochs[2][kinds.index("f")])
-    # The last epoch's weights are what training ended with: the backup holds them too.
     assert averaged.translate(["one two"])  # a loadable run directory that translates
+    # With best_metric val_bleu, final/ is the better of the two by beam-search BLEU.
+    (line,) = [m for m in messages if m.startswith(f"{run.final}:")]
+    numbers = re.search(r"val BLEU with beam 5: (\S+) averaged, (\S+) the best epoch", line)
+    averaged_bleu, best_bleu = map(float, numbers.groups())
+    source = run.averaged if averaged_bleu >= best_bleu else run.path
+    assert RunDir(run.final).weights.read_bytes() == RunDir(source).weights.read_bytes()
 
 
 def test_best_epochs_ranks_by_the_metric_skips_missing_values_and_breaks_ties_late():
@@ -105,7 +110,7 @@ def test_training_averages_the_best_epochs_and_ships_the_better_of_average_and_b
     # final/ is a copy of the averaged weights or of the best epoch's, as its log line says,
     # and the choice follows the two val_loss values it logs.
     (line,) = [m for m in messages if m.startswith(f"{run.final}:")]
-    numbers = re.search(r"val_loss (\S+) averaged, (\S+) the best epoch", line).groups()
+    numbers = re.search(r"val_loss: (\S+) averaged, (\S+) the best epoch", line).groups()
     averaged_loss, best_loss = map(float, numbers)
     assert best_loss == pytest.approx(min(losses.values()), rel=1e-3)
     source = run.averaged if averaged_loss <= best_loss else run.path

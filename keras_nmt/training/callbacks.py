@@ -178,9 +178,11 @@ class ValidationBLEU(keras.callbacks.Callback):
 
     Args:
         translator: a `Translator` sharing the trained model's variables (built once, so
-            its decoding graph is traced once); greedy decoding is used.
+            its decoding graph is traced once); greedy decoding is used unless `greedy` is
+            False (then the translator's own, one hypothesis a sentence).
         sources, references: the validation subset.
         every: epochs between evaluations.
+        greedy: see `translator`.
 
     Put it before the callbacks that read `val_bleu` (checkpoint, early stopping, CSV,
     TensorBoard): Keras passes them the same logs in list order. Epochs in between log NaN
@@ -188,9 +190,17 @@ class ValidationBLEU(keras.callbacks.Callback):
     early stopping counts them as epochs without improvement.
     """
 
-    def __init__(self, translator, sources: list[str], references: list[str], every: int = 1):
+    def __init__(
+        self,
+        translator,
+        sources: list[str],
+        references: list[str],
+        every: int = 1,
+        greedy: bool = True,
+    ):
         super().__init__()
-        self.translator = translator.with_decoding(beam_size=1, n_best=1)
+        beam_size = 1 if greedy else None  # None: the translator's
+        self.translator = translator.with_decoding(beam_size=beam_size, n_best=1)
         self.sources = sources
         self.references = references
         self.every = every
@@ -204,8 +214,8 @@ class ValidationBLEU(keras.callbacks.Callback):
         logs["val_bleu"] = self.bleu()
 
     def bleu(self) -> float:
-        """Greedy sacreBLEU of the translator's model on the validation subset, with its
-        current weights."""
+        """sacreBLEU of the translator's model on the validation subset, with its current
+        weights."""
         return score(self.translator.translate(self.sources), self.references).bleu
 
 
