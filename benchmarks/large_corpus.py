@@ -94,6 +94,7 @@ def bench_large(pairs: int, steps: int, overrides: list[str], reference: list[st
         "train.tensorboard=false",
         "train.early_stopping_patience=null",
         "train.average_last_epochs=0",
+        "train.average_best_epochs=0",
         "data.valid=null",
         *reference,
         *overrides,
